@@ -1,0 +1,58 @@
+# Thin aliases of the real commands; every target is runnable by hand. `make` lists them.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+# The environment recorded in the committed params.yaml, unless ENV=... is given.
+ENV ?= $(shell sed -n 's/^  env: *//p' params.yaml 2>/dev/null | head -n1)
+ARGS ?=
+
+.PHONY: help venv params repro retrain test test-fast lint format bench-pipeline baseline clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed ## Create .venv from the pinned requirements
+
+params: venv ## Compose conf/ into params.yaml: make params ENV=staging ARGS="model.max_depth=8"
+	$(BIN)/python -m stages.compose env=$(ENV) $(ARGS)
+
+repro: venv ## Reproduce every artifact from params.yaml (dvc repro)
+	$(BIN)/dvc repro
+
+retrain: params ## Compose for ENV, run the pipeline and the quality gate: make retrain ENV=production
+	$(BIN)/dvc repro
+	@$(BIN)/python -m stages.report
+
+test: venv ## Run the whole test suite
+	$(BIN)/python -m pytest -n 2
+
+test-fast: venv ## Run the tests without the slow ones
+	$(BIN)/python -m pytest -n 2 -m "not slow"
+
+lint: venv ## Lint and check formatting (ruff)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv ## Format and auto-fix (ruff)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench-pipeline: venv ## Benchmark the production pipeline per stage (JSON in benchmarks/results/)
+	$(BIN)/python -m benchmarks.pipeline
+
+baseline: venv ## Record models/manifest.json's test metrics as the production baseline
+	$(BIN)/python -m stages.baseline
+
+clean: ## Remove generated data and caches (keeps committed artifacts)
+	rm -rf data/raw data/processed data/features data/candidate .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Core library of the fraud-detection pipeline: pure, typed functions with no file paths."""

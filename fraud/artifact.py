@@ -1,0 +1,193 @@
+"""The model artifact: one joblib file holding everything scoring needs, plus its manifest.
+
+The artifact carries the fitted feature state, the estimator, the decision threshold and
+metadata. The manifest beside it records the artifact's sha256, the library versions it was
+built with, the environment, the params hash and the feature list; loading refuses a file
+whose hash or library versions do not match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+
+from fraud.train import predict_proba
+
+#: Libraries whose version must match between training and serving (major.minor).
+PINNED_LIBRARIES: tuple[str, ...] = ("scikit-learn", "numpy")
+#: The XGBoost distribution may be installed as either name; the module is the same.
+_XGBOOST_DISTRIBUTIONS = ("xgboost", "xgboost-cpu")
+ARTIFACT_FORMAT = 1
+
+
+class ArtifactError(RuntimeError):
+    """The artifact or its manifest is missing, corrupt, tampered with or incompatible."""
+
+
+@dataclass
+class ModelArtifact:
+    """A trained model with its fitted feature state and decision threshold."""
+
+    kind: str
+    estimator: Any
+    feature_state: Any
+    threshold: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The ordered feature names the estimator expects."""
+        return list(self.feature_state.feature_names)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Fraud probability per row of a feature matrix built by ``fraud.features``."""
+        return predict_proba(self.estimator, x)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries an artifact depends on, as installed now."""
+    versions = {"python": platform.python_version()}
+    for name in ("numpy", "pandas", "scikit-learn", "joblib"):
+        versions[name] = importlib_metadata.version(name)
+    import xgboost
+
+    versions["xgboost"] = xgboost.__version__
+    return versions
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's content, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def params_hash(sections: Mapping[str, Any]) -> str:
+    """Stable hash of configuration sections (canonical JSON)."""
+    canonical = json.dumps(sections, sort_keys=True, separators=(",", ":"), default=str)
+    return sha256_bytes(canonical.encode())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and rename, so readers never see half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def dump_json(data: Any) -> bytes:
+    """Pretty, stable JSON bytes (sorted keys, trailing newline)."""
+    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+
+def serialize(artifact: ModelArtifact) -> bytes:
+    """Joblib bytes of the artifact (compressed; deterministic for the same object)."""
+    buffer = io.BytesIO()
+    joblib.dump(artifact, buffer, compress=3)
+    return buffer.getvalue()
+
+
+def build_manifest(artifact_bytes: bytes, artifact: ModelArtifact, filename: str) -> dict:
+    """Manifest for serialized artifact bytes: hash, size, versions and model facts."""
+    return {
+        "format": ARTIFACT_FORMAT,
+        "artifact": filename,
+        "sha256": sha256_bytes(artifact_bytes),
+        "size_bytes": len(artifact_bytes),
+        "kind": artifact.kind,
+        "threshold": artifact.threshold,
+        "features": artifact.feature_names,
+        "library_versions": library_versions(),
+        **{k: v for k, v in artifact.metadata.items() if k not in ("library_versions",)},
+    }
+
+
+def save_artifact(artifact: ModelArtifact, path: Path, manifest_path: Path) -> dict:
+    """Atomically write the artifact and its manifest; return the manifest."""
+    data = serialize(artifact)
+    manifest = build_manifest(data, artifact, path.name)
+    atomic_write_bytes(path, data)
+    atomic_write_bytes(manifest_path, dump_json(manifest))
+    return manifest
+
+
+def read_manifest(manifest_path: Path) -> dict:
+    """Read a manifest, failing with the file's name when it is missing or not JSON."""
+    try:
+        manifest = json.loads(Path(manifest_path).read_text())
+    except FileNotFoundError:
+        raise ArtifactError(f"manifest not found: {manifest_path}") from None
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"manifest {manifest_path} is not valid JSON: {exc}") from None
+    if not isinstance(manifest, dict) or "sha256" not in manifest:
+        raise ArtifactError(f"manifest {manifest_path} has no 'sha256' field")
+    return manifest
+
+
+def check_versions(recorded: Mapping[str, str], installed: Mapping[str, str]) -> list[str]:
+    """Mismatches (major.minor) between recorded and installed library versions."""
+    problems = []
+    for name in (*PINNED_LIBRARIES, "xgboost"):
+        want, have = recorded.get(name), installed.get(name)
+        if want is None:
+            continue
+        if want.split(".")[:2] != (have or "").split(".")[:2]:
+            problems.append(f"{name} {have} installed, artifact built with {want}")
+    return problems
+
+
+def load_artifact(path: Path, manifest_path: Path) -> tuple[ModelArtifact, dict]:
+    """Load and verify an artifact against its manifest.
+
+    Raises:
+        ArtifactError: naming the file and the problem (missing file, hash mismatch, version
+            mismatch, corrupt content).
+    """
+    manifest = read_manifest(manifest_path)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ArtifactError(f"model artifact not found: {path}") from None
+    actual = sha256_bytes(data)
+    if actual != manifest["sha256"]:
+        raise ArtifactError(
+            f"model artifact {path} sha256 {actual} does not match manifest "
+            f"{manifest_path} ({manifest['sha256']})"
+        )
+    problems = check_versions(manifest.get("library_versions", {}), library_versions())
+    if problems:
+        raise ArtifactError(f"model artifact {path} is incompatible: " + "; ".join(problems))
+    try:
+        artifact = joblib.load(io.BytesIO(data))
+    except Exception as exc:  # any unpickling failure means a corrupt file
+        raise ArtifactError(f"model artifact {path} is corrupt: {exc}") from None
+    if not isinstance(artifact, ModelArtifact):
+        raise ArtifactError(f"model artifact {path} holds {type(artifact).__name__}")
+    return artifact, manifest

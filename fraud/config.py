@@ -1,0 +1,42 @@
+"""Typed validation of configuration sections.
+
+Each fraud/ module declares the dataclass it is configured by; this module turns a plain
+mapping (a params.yaml section) into that dataclass, failing with the dotted key's name on a
+typo, a missing value or a wrong type. OmegaConf's structured configs do the checking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration section is invalid; the message names the key and the problem."""
+
+
+def parse_section(section: Mapping[str, Any] | None, schema: type[T], name: str) -> T:
+    """Validate ``section`` against the dataclass ``schema`` and return an instance.
+
+    Args:
+        section: the raw mapping, e.g. ``params["data"]``.
+        schema: a dataclass type; unknown keys, missing required values and wrong types fail.
+        name: the section's name, used as the prefix of the key in error messages.
+    """
+    if section is None:
+        raise ConfigError(f"missing config section '{name}'")
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"config section '{name}' must be a mapping, got {type(section).__name__}")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), dict(section))
+        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or ""
+        detail = str(exc).splitlines()[0]
+        where = f"{name}.{key}" if key else name
+        raise ConfigError(f"invalid config '{where}': {detail}") from None

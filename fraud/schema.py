@@ -1,0 +1,101 @@
+"""The transaction schema shared by the generator, validation, features and serving.
+
+One place names every column, its meaning and the category values the synthetic generator
+uses. External data (CSV ingestion) may use other category values: vocabularies are fitted
+on the training split, so nothing here restricts what a user's own data may contain.
+"""
+
+from __future__ import annotations
+
+ID_COLUMNS: tuple[str, ...] = ("transaction_id", "user_id")
+TIMESTAMP = "timestamp"
+AMOUNT = "amount"
+LABEL = "is_fraud"
+#: Optional generator-only column naming the injected fraud pattern ("" for legitimate rows).
+FRAUD_PATTERN = "fraud_pattern"
+
+CATEGORICAL_COLUMNS: tuple[str, ...] = (
+    "merchant_category",
+    "transaction_type",
+    "device_type",
+    "location",
+)
+DEVICE_ID = "device_id"
+HOUR = "hour_of_day"
+DAY = "day_of_week"  # Monday = 0 ... Sunday = 6, as pandas' Timestamp.dayofweek
+
+#: Columns every transactions table must have after ingestion (hour/day may be derived).
+CORE_COLUMNS: tuple[str, ...] = (
+    "transaction_id",
+    "user_id",
+    TIMESTAMP,
+    AMOUNT,
+    "merchant_category",
+    "transaction_type",
+    DEVICE_ID,
+    "device_type",
+    "location",
+    LABEL,
+)
+#: Full column order of a generated / processed transactions table.
+COLUMNS: tuple[str, ...] = (*CORE_COLUMNS[:4], *CORE_COLUMNS[4:9], HOUR, DAY, LABEL)
+
+MERCHANT_CATEGORIES: tuple[str, ...] = (
+    "grocery",
+    "restaurant",
+    "gas_station",
+    "retail",
+    "online_retail",
+    "travel",
+    "entertainment",
+    "utilities",
+    "healthcare",
+    "electronics",
+    "jewelry",
+    "gift_cards",
+    "gambling",
+    "crypto",
+    "money_transfer",
+)
+HIGH_RISK_MERCHANT_CATEGORIES: tuple[str, ...] = (
+    "electronics",
+    "jewelry",
+    "gift_cards",
+    "gambling",
+    "crypto",
+    "money_transfer",
+)
+TRANSACTION_TYPES: tuple[str, ...] = ("purchase", "online", "withdrawal", "transfer")
+DEVICE_TYPES: tuple[str, ...] = ("mobile", "desktop", "tablet", "pos")
+LOCATIONS: tuple[str, ...] = (
+    "New York",
+    "Los Angeles",
+    "Chicago",
+    "Houston",
+    "Phoenix",
+    "Philadelphia",
+    "San Antonio",
+    "San Diego",
+    "Dallas",
+    "Austin",
+    "Seattle",
+    "Denver",
+    "Boston",
+    "Miami",
+    "Atlanta",
+    "Portland",
+    "Las Vegas",
+    "Detroit",
+    "Minneapolis",
+    "Nashville",
+    "London",
+    "Paris",
+    "Berlin",
+    "Madrid",
+    "Toronto",
+    "Mexico City",
+    "Sao Paulo",
+    "Lagos",
+    "Mumbai",
+    "Singapore",
+)

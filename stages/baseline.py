@@ -1,0 +1,46 @@
+"""Record the served production model's test metrics as the baseline the gate compares with.
+
+Run after a production retrain has passed the gate (the retrain workflow does it for
+production only); refuses a model trained for another environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fraud.artifact import ArtifactError, atomic_write_bytes, dump_json, read_manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the baseline JSON from models/manifest.json."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--manifest", type=Path, default=Path("models/manifest.json"))
+    ap.add_argument("--out", type=Path, default=Path("data/production_model_baseline.json"))
+    args = ap.parse_args(argv)
+    try:
+        manifest = read_manifest(args.manifest)
+    except ArtifactError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if manifest.get("env") != "production" or "test_metrics" not in manifest:
+        print(
+            f"error: {args.manifest} is not a gated production model "
+            f"(env {manifest.get('env')!r}); baseline unchanged",
+            file=sys.stderr,
+        )
+        return 2
+    baseline = {
+        "env": "production",
+        "sha256": manifest["sha256"],
+        "params_hash": manifest.get("params_hash"),
+        "metrics": manifest["test_metrics"],
+    }
+    atomic_write_bytes(args.out, dump_json(baseline))
+    print(f"baseline: {args.out} <- {args.manifest} ({manifest['sha256'][:12]})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

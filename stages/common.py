@@ -1,0 +1,77 @@
+"""I/O shared by the stages: params sections, parquet and JSON files, clean error exits."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pandas as pd
+import yaml
+
+from fraud.artifact import ArtifactError, atomic_write_bytes, dump_json
+from fraud.config import ConfigError
+from fraud.validate import SchemaError
+
+PARAMS_FILE = Path("params.yaml")
+
+
+def load_params(names: list[str], path: Path = PARAMS_FILE) -> dict[str, Any]:
+    """Return only the named top-level sections of params.yaml (a missing one is an error)."""
+    try:
+        params = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path} not found: run `make params` first") from None
+    missing = [n for n in names if n not in params]
+    if missing:
+        raise ConfigError(f"{path} has no section(s) {', '.join(missing)}")
+    return {n: params[n] for n in names}
+
+
+def read_parquet(path: Path) -> pd.DataFrame:
+    """Read a parquet file, naming it if it is missing."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"input not found: {path}")
+    return pd.read_parquet(path)
+
+
+def write_parquet(df: pd.DataFrame, path: Path) -> None:
+    """Atomically write ``df`` (without its index) as parquet."""
+    buffer = io.BytesIO()
+    df.to_parquet(buffer, index=False)
+    atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def write_joblib(obj: Any, path: Path) -> None:
+    """Atomically write ``obj`` as a compressed joblib file."""
+    buffer = io.BytesIO()
+    joblib.dump(obj, buffer, compress=3)
+    atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def write_json(data: Any, path: Path) -> None:
+    """Atomically write stable, pretty JSON."""
+    atomic_write_bytes(Path(path), dump_json(data))
+
+
+def parser(description: str, paths: Mapping[str, str]) -> argparse.ArgumentParser:
+    """An argument parser with one required ``--<name>`` path option per entry of ``paths``."""
+    ap = argparse.ArgumentParser(description=description)
+    for name, help_text in paths.items():
+        ap.add_argument(f"--{name.replace('_', '-')}", type=Path, required=True, help=help_text)
+    ap.add_argument("--params", type=Path, default=PARAMS_FILE, help="params file")
+    return ap
+
+
+def run(main: Callable[[list[str] | None], int]) -> None:
+    """Run a stage's main, turning expected failures into a one-paragraph message and exit 2."""
+    try:
+        code = main(None)
+    except (ConfigError, SchemaError, ArtifactError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = 2
+    sys.exit(code)

@@ -1,0 +1,96 @@
+"""Stage evaluate: out-of-time test metrics, DVC plots, the quality gate, and promotion.
+
+Only a candidate that passes the gate is copied into models/ (artifact first, then its
+manifest, each atomically). A failing gate exits 1 naming every failing metric with its value
+and bound, and models/ keeps the previous model.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from fraud import schema
+from fraud.artifact import atomic_write_bytes, dump_json, load_artifact
+from fraud.metrics import evaluate, gate, plot_data
+from fraud.train import feature_importance
+from stages.common import load_params, parser, read_parquet, run, write_json
+from stages.params import section
+
+
+def read_baseline(path: Path) -> dict[str, float] | None:
+    """Metrics of the production baseline, or None when the file holds no metrics."""
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ValueError(f"baseline {path} is not valid JSON: {exc}") from None
+    metrics = data.get("metrics") if isinstance(data, dict) else None
+    if metrics is not None and not isinstance(metrics, dict):
+        raise ValueError(f"baseline {path}: 'metrics' must be a mapping")
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Evaluate the candidate on test, write metrics/plots/gate report, promote if it passes."""
+    args = parser(
+        __doc__.splitlines()[0],
+        {
+            "model": "candidate artifact",
+            "manifest": "candidate manifest",
+            "test": "test features parquet",
+            "baseline": "production baseline metrics JSON",
+            "metrics": "test metrics JSON (DVC metrics)",
+            "gate_report": "gate verdict JSON",
+            "plots": "directory for DVC plot data",
+            "promote_model": "promoted artifact path under models/",
+            "promote_manifest": "promoted manifest path under models/",
+        },
+    ).parse_args(argv)
+    params = load_params(["train", "gate"], args.params)
+    train_cfg, gate_cfg = section(params, "train"), section(params, "gate")
+    artifact, manifest = load_artifact(args.model, args.manifest)
+    test = read_parquet(args.test)
+    y = test[schema.LABEL].to_numpy(dtype="int64")
+    scores = artifact.predict_proba(test[artifact.feature_names].to_numpy(dtype="float64"))
+    metrics = evaluate(y, scores, artifact.threshold, train_cfg.threshold)
+    write_json(metrics, args.metrics)
+
+    importance = feature_importance(artifact.estimator, artifact.feature_names)
+    plots = plot_data(y, scores, artifact.threshold, importance)
+    for name in ("roc", "pr", "calibration", "feature_importance"):
+        write_json(plots[name], args.plots / f"{name}.json")
+    label = {0: "legit", 1: "fraud"}
+    predicted = (scores >= artifact.threshold).astype(int)
+    confusion = pd.DataFrame({"actual": pd.Series(y).map(label), "predicted": pd.Series(predicted).map(label)})
+    atomic_write_bytes(args.plots / "confusion.csv", confusion.to_csv(index=False).encode())
+
+    result = gate(metrics, gate_cfg, read_baseline(args.baseline))
+    report: dict[str, Any] = {"passed": result.passed, "checks": result.checks}
+    write_json(report, args.gate_report)
+    if not result.passed:
+        print("gate: FAILED - models/ keeps the previous model")
+        for line in result.failures():
+            print(f"  - {line}")
+        return 1
+
+    promoted = dict(manifest, artifact=args.promote_model.name, test_metrics=metrics, gate=report)
+    args.promote_model.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.promote_model.with_name(f".{args.promote_model.name}.tmp")
+    shutil.copyfile(args.model, tmp)
+    tmp.replace(args.promote_model)
+    atomic_write_bytes(args.promote_manifest, dump_json(promoted))
+    print(
+        f"gate: passed - test pr_auc {metrics['pr_auc']:.4f} roc_auc {metrics['roc_auc']:.4f} "
+        f"recall@1%fpr {metrics['recall_at_1pct_fpr']:.4f}; promoted to {args.promote_model}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)

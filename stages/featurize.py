@@ -1,0 +1,67 @@
+"""Stage featurize: point-in-time history over all splits, state fitted on train only.
+
+History is computed on the union of the splits (valid and test rows see the train-period
+history of their users, exactly as serving does); vocabularies and category fraud rates are
+fitted on train rows alone and saved as the feature state that travels inside the model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from fraud import schema
+from fraud.features import FeatureState, compute_history, fit_state, transform
+from stages.common import load_params, parser, read_parquet, run, write_joblib, write_json, write_parquet
+from stages.params import section
+
+SPLITS = ("train", "valid", "test")
+
+
+def featurize(
+    splits: dict[str, pd.DataFrame], cfg: object
+) -> tuple[FeatureState, dict[str, pd.DataFrame]]:
+    """Return the fitted state and one feature frame (features + label) per split."""
+    full = pd.concat([splits[name] for name in SPLITS], ignore_index=True)
+    history = compute_history(full, cfg.windows)  # type: ignore[attr-defined]
+    full = pd.concat([full, history], axis=1)
+    bounds = np.cumsum([0, *(len(splits[name]) for name in SPLITS)])
+    parts = {name: full.iloc[bounds[i] : bounds[i + 1]] for i, name in enumerate(SPLITS)}
+    state = fit_state(parts["train"], cfg)  # type: ignore[arg-type]
+    frames = {}
+    for name, part in parts.items():
+        frame = pd.DataFrame(transform(part, state), columns=state.feature_names)
+        frame[schema.LABEL] = part[schema.LABEL].to_numpy()
+        frames[name] = frame
+    return state, frames
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write per-split feature tables, the feature state and the selected feature list."""
+    paths = {f"{name}_in": f"{name} split parquet" for name in SPLITS}
+    paths |= {f"{name}_out": f"{name} features parquet" for name in SPLITS}
+    paths |= {"state": "fitted feature state (joblib)", "selected": "selected features JSON"}
+    args = parser(__doc__.splitlines()[0], paths).parse_args(argv)
+    cfg = section(load_params(["features"], args.params), "features")
+    splits = {name: read_parquet(getattr(args, f"{name}_in")) for name in SPLITS}
+    state, frames = featurize(splits, cfg)
+    for name, frame in frames.items():
+        write_parquet(frame, getattr(args, f"{name}_out"))
+    write_joblib(state, args.state)
+    write_json(
+        {
+            "features": state.feature_names,
+            "n_features": len(state.feature_names),
+            "use_history": cfg.use_history,
+            "excluded": list(cfg.exclude),
+            "vocabulary_sizes": {c: len(v) for c, v in state.vocabularies.items()},
+        },
+        args.selected,
+    )
+    rows = sum(len(f) for f in frames.values())
+    print(f"featurize: {rows:,} rows x {len(state.feature_names)} features")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,48 @@
+"""Print the verdict of the last pipeline run: the gate, the test metrics and the served model.
+
+Exits 1 when the gate report says the candidate failed or models/ does not verify against
+its manifest, so `make retrain` can never end green with an ungated model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from fraud.artifact import ArtifactError, load_artifact
+
+KEYS = ("roc_auc", "pr_auc", "recall_at_1pct_fpr", "precision", "recall", "f1", "threshold")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print a short report; return 0 only for a passed gate and a verified model."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--gate-report", type=Path, default=Path("reports/gate.json"))
+    ap.add_argument("--model", type=Path, default=Path("models/fraud_model.joblib"))
+    ap.add_argument("--manifest", type=Path, default=Path("models/manifest.json"))
+    args = ap.parse_args(argv)
+    try:
+        gate = json.loads(args.gate_report.read_text())
+        artifact, manifest = load_artifact(args.model, args.manifest)
+    except (OSError, ValueError, ArtifactError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    metrics = manifest.get("test_metrics", {})
+    print(
+        f"model: {args.model} ({artifact.kind}, env {manifest.get('env')}, "
+        f"sha256 {manifest['sha256'][:12]})"
+    )
+    print("test:  " + ", ".join(f"{k} {metrics[k]:.4f}" for k in KEYS if k in metrics))
+    for check in gate.get("checks", []):
+        mark = "ok  " if check["passed"] else "FAIL"
+        print(f"gate:  {mark} {check['metric']} {check['kind']}: {check['value']} vs {check['bound']}")
+    if not gate.get("passed"):
+        print("gate: FAILED", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

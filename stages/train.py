@@ -1,0 +1,92 @@
+"""Stage train: fit the configured model, choose the threshold on valid, write the candidate.
+
+The candidate artifact (estimator + fitted feature state + threshold + metadata) and its
+manifest go to the DVC cache; the evaluate stage gates them before anything reaches models/.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from fraud import schema
+from fraud.artifact import ModelArtifact, params_hash, save_artifact
+from fraud.metrics import choose_threshold, evaluate
+from fraud.train import fit_model, predict_proba
+from stages.common import load_params, parser, read_parquet, run, write_json
+from stages.params import section
+
+
+def xy(frame: pd.DataFrame, feature_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Feature matrix (float64, in ``feature_names`` order) and label vector."""
+    return (
+        frame[feature_names].to_numpy(dtype="float64"),
+        frame[schema.LABEL].to_numpy(dtype="int64"),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train, pick the threshold, and write the candidate artifact and training summary."""
+    args = parser(
+        __doc__.splitlines()[0],
+        {
+            "train": "train features parquet",
+            "valid": "valid features parquet",
+            "state": "fitted feature state (joblib)",
+            "model": "candidate model artifact (joblib)",
+            "manifest": "candidate manifest JSON",
+            "summary": "training summary JSON",
+        },
+    ).parse_args(argv)
+    params = load_params(["base", "model", "train"], args.params)
+    base, model_cfg, train_cfg = (section(params, n) for n in ("base", "model", "train"))
+    state = joblib.load(args.state)
+    x_train, y_train = xy(read_parquet(args.train), state.feature_names)
+    x_valid, y_valid = xy(read_parquet(args.valid), state.feature_names)
+
+    estimator, fit_info = fit_model(
+        x_train, y_train, x_valid, y_valid, model_cfg, train_cfg, base.seed
+    )
+    valid_scores = predict_proba(estimator, x_valid)
+    threshold = choose_threshold(y_valid, valid_scores, train_cfg.threshold)
+    valid_metrics = evaluate(y_valid, valid_scores, threshold, train_cfg.threshold)
+    metadata = {
+        "env": base.env,
+        "seed": base.seed,
+        "params_hash": params_hash(params),
+        "model_config": asdict(model_cfg),
+        "fit": fit_info,
+        "rows": {"train": len(y_train), "valid": len(y_valid)},
+        "valid_metrics": valid_metrics,
+    }
+    artifact = ModelArtifact(model_cfg.name, estimator, state, threshold, metadata)
+    manifest = save_artifact(artifact, Path(args.model), Path(args.manifest))
+    write_json(
+        {
+            "model": model_cfg.name,
+            "env": base.env,
+            "threshold": threshold,
+            "threshold_rule": asdict(train_cfg.threshold),
+            "imbalance": train_cfg.imbalance,
+            "fit": fit_info,
+            "rows": metadata["rows"],
+            "fraud_rate": {"train": float(y_train.mean()), "valid": float(y_valid.mean())},
+            "n_features": len(state.feature_names),
+            "valid_metrics": valid_metrics,
+            "artifact_sha256": manifest["sha256"],
+        },
+        args.summary,
+    )
+    print(
+        f"train: {model_cfg.name} {fit_info}; threshold {threshold:.4f}; valid "
+        f"pr_auc {valid_metrics['pr_auc']:.4f} roc_auc {valid_metrics['roc_auc']:.4f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)
