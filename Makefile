@@ -35,10 +35,10 @@ retrain: params ## Compose for ENV, run the pipeline and the quality gate: make 
 	@$(BIN)/python -m stages.report
 
 test: venv ## Run the whole test suite
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 test-fast: venv ## Run the tests without the slow ones
-	$(BIN)/python -m pytest -n 2 -m "not slow"
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow"
 
 lint: venv ## Lint and check formatting (ruff)
 	$(BIN)/ruff check .

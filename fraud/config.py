@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 T = TypeVar("T")
@@ -33,10 +33,30 @@ def parse_section(section: Mapping[str, Any] | None, schema: type[T], name: str)
     if not isinstance(section, Mapping):
         raise ConfigError(f"config section '{name}' must be a mapping, got {type(section).__name__}")
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(schema), dict(section))
+        base = OmegaConf.structured(schema)
+        _clear_replaced_dicts(base, section)
+        merged = OmegaConf.merge(base, dict(section))
         return OmegaConf.to_object(merged)  # type: ignore[return-value]
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or ""
         detail = str(exc).splitlines()[0]
         where = f"{name}.{key}" if key else name
         raise ConfigError(f"invalid config '{where}': {detail}") from None
+
+
+def _clear_replaced_dicts(base: DictConfig, section: Mapping[str, Any]) -> None:
+    """Empty the schema's plain-dict defaults that ``section`` sets, so they are replaced.
+
+    OmegaConf merges mappings key by key; for a field such as ``features.windows`` the value in
+    params.yaml must be the whole truth, not the default plus whatever it adds.
+    """
+    for key, value in section.items():
+        if not isinstance(value, Mapping) or key not in base:
+            continue
+        node = base._get_node(key)
+        if not OmegaConf.is_dict(node):
+            continue
+        if OmegaConf.get_type(base, key) is dict:
+            base[key] = {}
+        else:
+            _clear_replaced_dicts(node, value)  # type: ignore[arg-type]

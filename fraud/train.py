@@ -75,6 +75,7 @@ class TrainConfig:
         """Raise ValueError naming the field when a value is not allowed."""
         if self.imbalance not in ("none", "balanced"):
             raise ValueError(f"train.imbalance must be 'none' or 'balanced', got {self.imbalance!r}")
+        self.threshold.check()
 
 
 def parse_model_config(section: Mapping[str, Any] | None) -> ModelConfig:

@@ -59,7 +59,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "features": lambda s: _checked(parse_section(s, FeatureConfig, "features"), "features"),
     "model": parse_model_config,
     "train": lambda s: _checked(parse_section(s, TrainConfig, "train"), "train"),
-    "gate": lambda s: parse_section(s, GateConfig, "gate"),
+    "gate": lambda s: _checked(parse_section(s, GateConfig, "gate"), "gate"),
     "deploy": lambda s: parse_section(s, DeployConfig, "deploy"),
 }
 

@@ -1,0 +1,66 @@
+"""Shared fixtures: a throwaway git+DVC copy of this repository for pipeline tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+}
+
+
+def tool_env() -> dict[str, str]:
+    """Environment whose PATH finds this interpreter's `python` and `dvc` first."""
+    env = dict(os.environ, **GIT_ENV)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["DVC_NO_ANALYTICS"] = "1"
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def run(
+    args: list[str], cwd: Path, check: bool = True, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run a command, capturing text output; fail with its output when ``check`` and non-zero."""
+    proc = subprocess.run(
+        args, cwd=cwd, env=tool_env(), capture_output=True, text=True, timeout=timeout
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def copy_repo(dest: Path) -> Path:
+    """Copy the tracked (and new, not ignored) files of this repo into a fresh git repo."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
+    for rel in filter(None, listed):
+        src = REPO / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    run(["git", "init", "-q"], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-qm", "copy"], dest)
+    return dest
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    """A temporary git repository holding a copy of this project."""
+    return copy_repo(tmp_path / "repo")
