@@ -31,7 +31,9 @@ def parse_section(section: Mapping[str, Any] | None, schema: type[T], name: str)
     if section is None:
         raise ConfigError(f"missing config section '{name}'")
     if not isinstance(section, Mapping):
-        raise ConfigError(f"config section '{name}' must be a mapping, got {type(section).__name__}")
+        raise ConfigError(
+            f"config section '{name}' must be a mapping, got {type(section).__name__}"
+        )
     try:
         base = OmegaConf.structured(schema)
         _clear_replaced_dicts(base, section)

@@ -52,7 +52,7 @@ class LogisticRegressionConfig:
     """Median imputation (with missing indicators), standard scaling, then logistic regression."""
 
     name: str = "logistic_regression"
-    C: float = 1.0  # noqa: N815 - sklearn's name for the inverse regularisation strength
+    C: float = 1.0
     max_iter: int = 1000
 
 
@@ -74,7 +74,9 @@ class TrainConfig:
     def check(self) -> None:
         """Raise ValueError naming the field when a value is not allowed."""
         if self.imbalance not in ("none", "balanced"):
-            raise ValueError(f"train.imbalance must be 'none' or 'balanced', got {self.imbalance!r}")
+            raise ValueError(
+                f"train.imbalance must be 'none' or 'balanced', got {self.imbalance!r}"
+            )
         self.threshold.check()
 
 

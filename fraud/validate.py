@@ -34,7 +34,7 @@ class SplitConfig:
     test: float = 0.15
 
     def check(self) -> None:
-        """Raise ValueError naming the field when a share is out of range or they don't sum to 1."""
+        """Raise ValueError naming the field for a share out of range or a sum other than 1."""
         for name in ("train", "valid", "test"):
             value = getattr(self, name)
             if not 0 < value < 1:

@@ -67,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         write_json(plots[name], args.plots / f"{name}.json")
     label = {0: "legit", 1: "fraud"}
     predicted = (scores >= artifact.threshold).astype(int)
-    confusion = pd.DataFrame({"actual": pd.Series(y).map(label), "predicted": pd.Series(predicted).map(label)})
+    confusion = pd.DataFrame(
+        {"actual": pd.Series(y).map(label), "predicted": pd.Series(predicted).map(label)}
+    )
     atomic_write_bytes(args.plots / "confusion.csv", confusion.to_csv(index=False).encode())
 
     result = gate(metrics, gate_cfg, read_baseline(args.baseline))

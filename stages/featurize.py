@@ -12,7 +12,15 @@ import pandas as pd
 
 from fraud import schema
 from fraud.features import FeatureState, compute_history, fit_state, transform
-from stages.common import load_params, parser, read_parquet, run, write_joblib, write_json, write_parquet
+from stages.common import (
+    load_params,
+    parser,
+    read_parquet,
+    run,
+    write_joblib,
+    write_json,
+    write_parquet,
+)
 from stages.params import section
 
 SPLITS = ("train", "valid", "test")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from stages.common import load_params, parser, read_parquet, run, write_parquet
-from stages.params import section
-
 from fraud import schema
 from fraud.validate import time_split, validate_transactions
+from stages.common import load_params, parser, read_parquet, run, write_parquet
+from stages.params import section
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,7 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     print("test:  " + ", ".join(f"{k} {metrics[k]:.4f}" for k in KEYS if k in metrics))
     for check in gate.get("checks", []):
         mark = "ok  " if check["passed"] else "FAIL"
-        print(f"gate:  {mark} {check['metric']} {check['kind']}: {check['value']} vs {check['bound']}")
+        print(
+            f"gate:  {mark} {check['metric']} {check['kind']}: "
+            f"{check['value']} vs {check['bound']}"
+        )
     if not gate.get("passed"):
         print("gate: FAILED", file=sys.stderr)
         return 1

@@ -74,7 +74,9 @@ def test_missing_files_are_named(artifact: ModelArtifact, tmp_path: Path, missin
     path, manifest = tmp_path / "m.joblib", tmp_path / "manifest.json"
     save_artifact(artifact, path, manifest)
     (path if missing == "artifact" else manifest).unlink()
-    with pytest.raises(ArtifactError, match=f"{missing if missing == 'manifest' else 'model artifact'} not found"):
+    with pytest.raises(
+        ArtifactError, match=f"{missing if missing == 'manifest' else 'model artifact'} not found"
+    ):
         load_artifact(path, manifest)
 
 
@@ -82,7 +84,7 @@ def test_manifest_that_is_not_json_is_refused(artifact: ModelArtifact, tmp_path:
     path, manifest = tmp_path / "m.joblib", tmp_path / "manifest.json"
     save_artifact(artifact, path, manifest)
     manifest.write_text("{")
-    with pytest.raises(ArtifactError, match="manifest.json is not valid JSON"):
+    with pytest.raises(ArtifactError, match=r"manifest\.json is not valid JSON"):
         load_artifact(path, manifest)
 
 

@@ -43,8 +43,14 @@ def test_each_model_group_composes_in_each_env(model: str) -> None:
 
 def test_overrides_reach_params() -> None:
     _, params = compose.compose_params(
-        ["env=staging", "model=random_forest", "model.n_estimators=500", "split.train=0.8",
-         "split.valid=0.1", "split.test=0.1"]
+        [
+            "env=staging",
+            "model=random_forest",
+            "model.n_estimators=500",
+            "split.train=0.8",
+            "split.valid=0.1",
+            "split.test=0.1",
+        ]
     )
     assert params["model"]["n_estimators"] == 500
     assert params["model"]["name"] == "random_forest"
@@ -70,7 +76,9 @@ def test_invalid_overrides_fail_with_the_key_name(overrides: list[str], fragment
         compose.compose_params(overrides)
 
 
-def test_failed_compose_leaves_params_untouched(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_failed_compose_leaves_params_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     out = tmp_path / "params.yaml"
     assert compose.main(["env=staging", "--out", str(out)]) == 0
     before = out.read_bytes()

@@ -87,7 +87,11 @@ def test_plots_render(trained_repo: Path) -> None:
     proc = run(["dvc", "plots", "show", "--json"], trained_repo)
     plots = json.loads(proc.stdout)["data"]
     assert set(plots) == {
-        "ROC", "Precision-Recall", "Calibration", "Feature importance", "Confusion matrix"
+        "ROC",
+        "Precision-Recall",
+        "Calibration",
+        "Feature importance",
+        "Confusion matrix",
     }
     for rendered in plots.values():
         assert rendered[0]["type"] == "vega"
@@ -97,14 +101,24 @@ def test_plots_render(trained_repo: Path) -> None:
 def test_failing_gate_exits_nonzero_and_keeps_the_model(trained_repo: Path) -> None:
     repo = trained_repo
     before = digests(repo, ["models/fraud_model.joblib", "models/manifest.json"])
-    compose(repo, [*TINY[:-3], "model.n_estimators=1", "model.max_depth=1",
-                   "gate.min_metrics.roc_auc=0.99", "gate.min_metrics.pr_auc=0.9"])
+    compose(
+        repo,
+        [
+            *TINY[:-3],
+            "model.n_estimators=1",
+            "model.max_depth=1",
+            "gate.min_metrics.roc_auc=0.99",
+            "gate.min_metrics.pr_auc=0.9",
+        ],
+    )
     proc = run(["dvc", "repro"], repo, check=False)
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     assert "gate: FAILED" in out
-    assert "roc_auc = " in out and "< minimum 0.9900" in out
-    assert "pr_auc = " in out and "< minimum 0.9000" in out
+    assert "roc_auc = " in out
+    assert "< minimum 0.9900" in out
+    assert "pr_auc = " in out
+    assert "< minimum 0.9000" in out
     assert digests(repo, ["models/fraud_model.joblib", "models/manifest.json"]) == before
     gate = json.loads((repo / "reports/gate.json").read_text())
     assert gate["passed"] is False
@@ -134,7 +148,9 @@ def test_csv_ingestion_trains_on_an_external_file(repo_copy: Path) -> None:
     run(["dvc", "repro", "featurize"], repo)
     raw = pd.read_parquet(repo / "data/raw/transactions.parquet")
     assert len(raw) == 12000
-    parts = [pd.read_parquet(repo / f"data/processed/{s}.parquet") for s in ("train", "valid", "test")]
+    parts = [
+        pd.read_parquet(repo / f"data/processed/{s}.parquet") for s in ("train", "valid", "test")
+    ]
     processed = pd.concat(parts, ignore_index=True)
     assert sorted(processed["transaction_id"]) == sorted(df["transaction_id"])
     merged = processed.merge(df, on="transaction_id", suffixes=("", "_src"))

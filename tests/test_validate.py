@@ -54,12 +54,21 @@ def test_naive_timestamps_are_utc_and_offsets_are_converted() -> None:
         ("amount", ["abc", "1", "2", "3", "4", "5"], "column 'amount': 1 row not a finite number"),
         ("amount", ["0", "-3", "2", "3", "4", "5"], "column 'amount': 2 rows not positive"),
         ("amount", ["inf", "1", "2", "3", "4", "5"], "column 'amount': 1 row not a finite number"),
-        ("timestamp", ["yesterday", "2026-01-01", "x", "2026-01-01", "2026-01-01", "2026-01-01"],
-         "column 'timestamp': 2 rows not a parseable time"),
-        ("is_fraud", ["2", "0", "1", "yes", "0", "1"],
-         "column 'is_fraud': 2 rows not one of 0/1/true/false (e.g. '2', 'yes')"),
-        ("transaction_id", ["a", "a", "b", "c", "c", "c"],
-         "column 'transaction_id': 5 rows share 2 duplicated id(s)"),
+        (
+            "timestamp",
+            ["yesterday", "2026-01-01", "x", "2026-01-01", "2026-01-01", "2026-01-01"],
+            "column 'timestamp': 2 rows not a parseable time",
+        ),
+        (
+            "is_fraud",
+            ["2", "0", "1", "yes", "0", "1"],
+            "column 'is_fraud': 2 rows not one of 0/1/true/false (e.g. '2', 'yes')",
+        ),
+        (
+            "transaction_id",
+            ["a", "a", "b", "c", "c", "c"],
+            "column 'transaction_id': 5 rows share 2 duplicated id(s)",
+        ),
         ("user_id", ["", "u", " ", "u", "u", "u"], "column 'user_id': 2 rows empty or missing"),
     ],
 )

@@ -1,0 +1,1 @@
+"""Reproducible speed and memory benchmarks (not tests); results land in benchmarks/results/."""
