@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from fraud.artifact import load_artifact, sha256_file
 from fraud.generate import DataConfig, generate_transactions
@@ -164,3 +165,17 @@ def test_csv_outside_external_dir_is_refused(repo_copy: Path) -> None:
     proc = run(["dvc", "repro", "generate"], repo_copy, check=False)
     assert proc.returncode != 0
     assert "data.path" in proc.stderr + proc.stdout
+
+
+def test_dvc_exp_run_composes_with_hydra_overrides(trained_repo: Path) -> None:
+    """`dvc exp run -S ...` recomposes params.yaml from conf/ and runs only what changed."""
+    repo = trained_repo
+    args = [x for o in [*TINY, "model.max_depth=4"] for x in ("-S", o)]
+    proc = run(["dvc", "exp", "run", *args], repo)
+    assert "Stage 'generate' didn't change, skipping" in proc.stdout
+    assert "Running stage 'train'" in proc.stdout
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    assert params["model"]["max_depth"] == 4
+    assert params["base"]["env"] == "development"
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
+    assert "max_depth" in json.dumps(shown)
