@@ -51,8 +51,9 @@ format: venv ## Format and auto-fix (ruff)
 bench-pipeline: venv ## Benchmark the production pipeline per stage (JSON in benchmarks/results/)
 	$(BIN)/python -m benchmarks.pipeline
 
-baseline: venv ## Record models/manifest.json's test metrics as the production baseline
+baseline: venv ## Record the served production model's test metrics as the gate's baseline
 	$(BIN)/python -m stages.baseline
+	$(BIN)/dvc repro
 
 clean: ## Remove generated data and caches (keeps committed artifacts)
 	rm -rf data/raw data/processed data/features data/candidate .pytest_cache .ruff_cache

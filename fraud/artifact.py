@@ -8,12 +8,9 @@ whose hash or library versions do not match.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import os
 import platform
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
@@ -23,6 +20,7 @@ from typing import Any
 import joblib
 import numpy as np
 
+from fraud.files import atomic_write_bytes, dump_json, sha256_bytes
 from fraud.train import predict_proba
 
 #: Libraries whose version must match between training and serving (major.minor).
@@ -32,7 +30,7 @@ _XGBOOST_DISTRIBUTIONS = ("xgboost", "xgboost-cpu")
 ARTIFACT_FORMAT = 1
 
 
-class ArtifactError(RuntimeError):
+class ArtifactError(ValueError):
     """The artifact or its manifest is missing, corrupt, tampered with or incompatible."""
 
 
@@ -67,44 +65,10 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def sha256_bytes(data: bytes) -> str:
-    """Hex sha256 of ``data``."""
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's content, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def params_hash(sections: Mapping[str, Any]) -> str:
     """Stable hash of configuration sections (canonical JSON)."""
     canonical = json.dumps(sections, sort_keys=True, separators=(",", ":"), default=str)
     return sha256_bytes(canonical.encode())
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and rename, so readers never see half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def dump_json(data: Any) -> bytes:
-    """Pretty, stable JSON bytes (sorted keys, trailing newline)."""
-    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
 
 
 def serialize(artifact: ModelArtifact) -> bytes:

@@ -8,6 +8,7 @@ typo, a missing value or a wrong type. OmegaConf's structured configs do the che
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
@@ -44,6 +45,41 @@ def parse_section(section: Mapping[str, Any] | None, schema: type[T], name: str)
         detail = str(exc).splitlines()[0]
         where = f"{name}.{key}" if key else name
         raise ConfigError(f"invalid config '{where}': {detail}") from None
+
+
+def parse_checked(section: Mapping[str, Any] | None, schema: type[T], name: str) -> T:
+    """``parse_section`` plus the dataclass's own ``check()`` of value ranges, if it has one."""
+    cfg = parse_section(section, schema, name)
+    check = getattr(cfg, "check", None)
+    if check is not None:
+        try:
+            check()
+        except ValueError as exc:
+            raise ConfigError(f"invalid config '{name}': {exc}") from None
+    return cfg
+
+
+ENVIRONMENTS = ("development", "staging", "production")
+
+
+@dataclass
+class BaseConfig:
+    """What every run shares: the environment name it was composed for and the one seed."""
+
+    env: str = "development"
+    seed: int = 42
+
+    def check(self) -> None:
+        """Raise ValueError when ``env`` is not a known environment."""
+        if self.env not in ENVIRONMENTS:
+            raise ValueError(f"base.env {self.env!r} is not one of {ENVIRONMENTS}")
+
+
+@dataclass
+class DeployConfig:
+    """Where an environment's model is committed: its git branch."""
+
+    branch: str = "develop"
 
 
 def _clear_replaced_dicts(base: DictConfig, section: Mapping[str, Any]) -> None:

@@ -123,6 +123,7 @@ def fit_model(
             random_state=seed,
         )
         estimator.fit(x_train, y_train, sample_weight=sample_weight)
+        _zero_tree_padding(estimator)
         return estimator, {"n_estimators": model_cfg.n_estimators}
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
@@ -136,6 +137,23 @@ def fit_model(
     )
     estimator.fit(x_train, y_train, logisticregression__sample_weight=sample_weight)
     return estimator, {"n_iter": int(estimator[-1].n_iter_[0])}
+
+
+def _zero_tree_padding(forest: Any) -> None:
+    """Make a fitted forest pickle to the same bytes every time.
+
+    Each tree's node array is a record array with alignment padding that scikit-learn leaves
+    uninitialised; pickling copies it as-is, so identical forests differ byte for byte. Copying
+    the fields into a zeroed array fixes the padding without changing any value.
+    """
+    for tree in forest.estimators_:
+        state = tree.tree_.__getstate__()
+        nodes = state["nodes"]
+        clean = np.zeros(nodes.shape, dtype=nodes.dtype)
+        for name in nodes.dtype.names:
+            clean[name] = nodes[name]
+        state["nodes"] = clean
+        tree.tree_.__setstate__(state)
 
 
 def _fit_xgboost(

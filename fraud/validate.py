@@ -112,10 +112,20 @@ def validate_transactions(raw: pd.DataFrame) -> pd.DataFrame:
     df[schema.HOUR] = ts.dt.hour.astype("int64")
     df[schema.DAY] = ts.dt.day_of_week.astype("int64")
     extra = [c for c in df.columns if c not in schema.COLUMNS]
-    df = df[[*schema.COLUMNS, *extra]]
-    return df.sort_values([schema.TIMESTAMP, "transaction_id"], kind="stable").reset_index(
-        drop=True
-    )
+    return _time_ordered(df[[*schema.COLUMNS, *extra]]).reset_index(drop=True)
+
+
+def _time_ordered(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` sorted by (timestamp, transaction_id); a no-op check when it already is."""
+    ts = df[schema.TIMESTAMP].to_numpy(dtype="datetime64[ns]")
+    ids = df["transaction_id"].to_numpy()
+    if len(ts) < 2:
+        return df
+    steps = ts[1:] >= ts[:-1]
+    ties = np.flatnonzero(ts[1:] == ts[:-1])
+    if steps.all() and (ids[ties + 1] > ids[ties]).all():
+        return df
+    return df.sort_values([schema.TIMESTAMP, "transaction_id"], kind="stable")
 
 
 def _parse_timestamps(values: pd.Series) -> pd.Series:
@@ -140,8 +150,8 @@ def time_split(
         ValueError: if a split would be empty or hold a single class.
     """
     cfg.check()
-    ordered = df.sort_values([schema.TIMESTAMP, "transaction_id"], kind="stable")
-    ts = ordered[schema.TIMESTAMP].to_numpy()
+    ordered = _time_ordered(df)
+    ts = ordered[schema.TIMESTAMP].to_numpy(dtype="datetime64[ns]")
     n = len(ordered)
     cut1 = ts[min(int(n * cfg.train), n - 1)]
     cut2 = ts[min(int(n * (cfg.train + cfg.valid)), n - 1)]

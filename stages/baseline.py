@@ -10,7 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from fraud.artifact import ArtifactError, atomic_write_bytes, dump_json, read_manifest
+from fraud.artifact import ArtifactError, read_manifest
+from fraud.files import atomic_write_bytes, dump_json
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import joblib
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 
-from fraud.artifact import ArtifactError, atomic_write_bytes, dump_json
 from fraud.config import ConfigError
-from fraud.validate import SchemaError
+from fraud.files import atomic_write_bytes, dump_json
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -23,9 +25,13 @@ PARAMS_FILE = Path("params.yaml")
 def load_params(names: list[str], path: Path = PARAMS_FILE) -> dict[str, Any]:
     """Return only the named top-level sections of params.yaml (a missing one is an error)."""
     try:
-        params = yaml.safe_load(Path(path).read_text()) or {}
+        params = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path} not found: run `make params` first") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(params, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections")
     missing = [n for n in names if n not in params]
     if missing:
         raise ConfigError(f"{path} has no section(s) {', '.join(missing)}")
@@ -43,6 +49,21 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
     """Atomically write ``df`` (without its index) as parquet."""
     buffer = io.BytesIO()
     df.to_parquet(buffer, index=False)
+    atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def write_matrix(
+    x: np.ndarray, names: list[str], extra: dict[str, np.ndarray], path: Path
+) -> None:
+    """Atomically write a feature matrix (one float64 column per name) plus extra columns.
+
+    Built straight from column views of a Fortran-ordered copy and written without dictionary
+    encoding: for dense floats that encoding saves a third of the size at twice the time.
+    """
+    columns = np.asfortranarray(x)
+    table = pa.table({**{n: columns[:, i] for i, n in enumerate(names)}, **extra})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, use_dictionary=False)
     atomic_write_bytes(Path(path), buffer.getvalue())
 
 
@@ -68,10 +89,14 @@ def parser(description: str, paths: Mapping[str, str]) -> argparse.ArgumentParse
 
 
 def run(main: Callable[[list[str] | None], int]) -> None:
-    """Run a stage's main, turning expected failures into a one-paragraph message and exit 2."""
+    """Run a stage's main, turning expected failures into a one-paragraph message and exit 2.
+
+    Every expected failure is a ValueError (config, schema, artifact errors) or an OSError
+    (a missing or unreadable file); anything else is a bug and keeps its traceback.
+    """
     try:
         code = main(None)
-    except (ConfigError, SchemaError, ArtifactError, ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = 2
     sys.exit(code)

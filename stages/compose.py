@@ -19,8 +19,8 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from fraud.artifact import atomic_write_bytes
 from fraud.config import ConfigError
+from fraud.files import atomic_write_bytes
 from stages.params import validate_params
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"

@@ -8,18 +8,18 @@ and bound, and models/ keeps the previous model.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from fraud import schema
-from fraud.artifact import atomic_write_bytes, dump_json, load_artifact
-from fraud.metrics import evaluate, gate, plot_data
-from fraud.train import feature_importance
+from fraud.artifact import load_artifact
+from fraud.config import parse_checked
+from fraud.files import atomic_write_bytes, dump_json, sha256_bytes
+from fraud.metrics import GateConfig, evaluate, gate, plot_data
+from fraud.train import TrainConfig, feature_importance
 from stages.common import load_params, parser, read_parquet, run, write_json
-from stages.params import section
 
 
 def read_baseline(path: Path) -> dict[str, float] | None:
@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         },
     ).parse_args(argv)
     params = load_params(["train", "gate"], args.params)
-    train_cfg, gate_cfg = section(params, "train"), section(params, "gate")
+    train_cfg = parse_checked(params["train"], TrainConfig, "train")
+    gate_cfg = parse_checked(params["gate"], GateConfig, "gate")
     artifact, manifest = load_artifact(args.model, args.manifest)
     test = read_parquet(args.test)
     y = test[schema.LABEL].to_numpy(dtype="int64")
@@ -72,7 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     atomic_write_bytes(args.plots / "confusion.csv", confusion.to_csv(index=False).encode())
 
-    result = gate(metrics, gate_cfg, read_baseline(args.baseline))
+    baseline = read_baseline(args.baseline)
+    if gate_cfg.compare_to_baseline:
+        if baseline is None:
+            print(f"gate: {args.baseline} holds no metrics yet; regression checks skipped")
+        elif missing := sorted(set(gate_cfg.max_regression) - set(baseline)):
+            raise ValueError(f"baseline {args.baseline} has no {', '.join(missing)}")
+    result = gate(metrics, gate_cfg, baseline)
     report: dict[str, Any] = {"passed": result.passed, "checks": result.checks}
     write_json(report, args.gate_report)
     if not result.passed:
@@ -81,11 +88,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  - {line}")
         return 1
 
+    # Promote exactly the verified bytes; artifact first, so a manifest never names bytes that
+    # are not there (a crash in between leaves a pair that fails verification, never a mix).
+    data = args.model.read_bytes()
+    if sha256_bytes(data) != manifest["sha256"]:
+        raise ValueError(f"{args.model} changed while it was being evaluated")
     promoted = dict(manifest, artifact=args.promote_model.name, test_metrics=metrics, gate=report)
-    args.promote_model.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.promote_model.with_name(f".{args.promote_model.name}.tmp")
-    shutil.copyfile(args.model, tmp)
-    tmp.replace(args.promote_model)
+    atomic_write_bytes(args.promote_model, data)
     atomic_write_bytes(args.promote_manifest, dump_json(promoted))
     print(
         f"gate: passed - test pr_auc {metrics['pr_auc']:.4f} roc_auc {metrics['roc_auc']:.4f} "

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from fraud import schema
-from fraud.features import FeatureState, compute_history, fit_state, transform
+from fraud.config import parse_checked
+from fraud.features import FeatureConfig, FeatureState, compute_history, fit_state, transform
 from stages.common import (
     load_params,
     parser,
@@ -19,29 +20,26 @@ from stages.common import (
     run,
     write_joblib,
     write_json,
-    write_parquet,
+    write_matrix,
 )
-from stages.params import section
 
 SPLITS = ("train", "valid", "test")
 
 
 def featurize(
-    splits: dict[str, pd.DataFrame], cfg: object
-) -> tuple[FeatureState, dict[str, pd.DataFrame]]:
-    """Return the fitted state and one feature frame (features + label) per split."""
+    splits: dict[str, pd.DataFrame], cfg: FeatureConfig
+) -> tuple[FeatureState, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Return the fitted state and, per split, its feature matrix and label vector."""
     full = pd.concat([splits[name] for name in SPLITS], ignore_index=True)
-    history = compute_history(full, cfg.windows)  # type: ignore[attr-defined]
+    history = compute_history(full, cfg.windows)
     full = pd.concat([full, history], axis=1)
     bounds = np.cumsum([0, *(len(splits[name]) for name in SPLITS)])
     parts = {name: full.iloc[bounds[i] : bounds[i + 1]] for i, name in enumerate(SPLITS)}
-    state = fit_state(parts["train"], cfg)  # type: ignore[arg-type]
-    frames = {}
-    for name, part in parts.items():
-        frame = pd.DataFrame(transform(part, state), columns=state.feature_names)
-        frame[schema.LABEL] = part[schema.LABEL].to_numpy()
-        frames[name] = frame
-    return state, frames
+    state = fit_state(parts["train"], cfg)
+    return state, {
+        name: (transform(part, state), part[schema.LABEL].to_numpy(dtype="int64"))
+        for name, part in parts.items()
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,11 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     paths |= {f"{name}_out": f"{name} features parquet" for name in SPLITS}
     paths |= {"state": "fitted feature state (joblib)", "selected": "selected features JSON"}
     args = parser(__doc__.splitlines()[0], paths).parse_args(argv)
-    cfg = section(load_params(["features"], args.params), "features")
+    cfg = parse_checked(
+        load_params(["features"], args.params)["features"], FeatureConfig, "features"
+    )
     splits = {name: read_parquet(getattr(args, f"{name}_in")) for name in SPLITS}
-    state, frames = featurize(splits, cfg)
-    for name, frame in frames.items():
-        write_parquet(frame, getattr(args, f"{name}_out"))
+    state, matrices = featurize(splits, cfg)
+    for name, (x, y) in matrices.items():
+        write_matrix(x, state.feature_names, {schema.LABEL: y}, getattr(args, f"{name}_out"))
     write_joblib(state, args.state)
     write_json(
         {
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         args.selected,
     )
-    rows = sum(len(f) for f in frames.values())
+    rows = sum(len(y) for _, y in matrices.values())
     print(f"featurize: {rows:,} rows x {len(state.feature_names)} features")
     return 0
 

@@ -1,8 +1,8 @@
 """Stage generate: synthetic transactions from `data`, or ingest an external CSV.
 
 With ``data.source=csv`` the file ``data.path`` (under the external-data directory, which is a
-dependency of this stage, so DVC notices when a file changes) is read as text and passed on
-untouched; the process stage validates and types it.
+dependency of this stage, so DVC notices when a file changes) is read, validated against the
+schema (errors name the file) and written typed.
 """
 
 from __future__ import annotations
@@ -11,14 +11,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from fraud.config import ConfigError
+from fraud.config import BaseConfig, ConfigError, parse_checked
 from fraud.generate import DataConfig, generate_transactions
+from fraud.validate import SchemaError, validate_transactions
 from stages.common import load_params, parser, run, write_parquet
-from stages.params import section
 
 
 def ingest_csv(cfg: DataConfig, external_dir: Path) -> pd.DataFrame:
-    """Read ``cfg.path`` as strings; it must lie inside ``external_dir``."""
+    """Read and validate ``cfg.path``; it must lie inside ``external_dir``.
+
+    Validating here, not only in process, lets schema errors name the user's own file.
+    """
     if not cfg.path:
         raise ConfigError("invalid config 'data.path': required when data.source=csv")
     path = Path(cfg.path)
@@ -30,9 +33,13 @@ def ingest_csv(cfg: DataConfig, external_dir: Path) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"data.path {path} does not exist")
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise ValueError(f"cannot read CSV {path}: {exc}") from None
+    try:
+        return validate_transactions(raw)
+    except SchemaError as exc:
+        raise SchemaError([f"{path}: {e}" for e in exc.errors]) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         {"external": "directory holding external CSV files", "out": "raw transactions parquet"},
     ).parse_args(argv)
     params = load_params(["base", "data"], args.params)
-    base, data = section(params, "base"), section(params, "data")
+    base = parse_checked(params["base"], BaseConfig, "base")
+    data = parse_checked(params["data"], DataConfig, "data")
     if data.source == "synthetic":
         df = generate_transactions(data, base.seed)
     elif data.source == "csv":

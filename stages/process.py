@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fraud import schema
-from fraud.validate import time_split, validate_transactions
+from fraud.config import parse_checked
+from fraud.validate import SchemaError, SplitConfig, time_split, validate_transactions
 from stages.common import load_params, parser, read_parquet, run, write_parquet
-from stages.params import section
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,8 +19,11 @@ def main(argv: list[str] | None = None) -> int:
             "test": "test split parquet",
         },
     ).parse_args(argv)
-    cfg = section(load_params(["split"], args.params), "split")
-    clean = validate_transactions(read_parquet(args.input))
+    cfg = parse_checked(load_params(["split"], args.params)["split"], SplitConfig, "split")
+    try:
+        clean = validate_transactions(read_parquet(args.input))
+    except SchemaError as exc:
+        raise SchemaError([f"{args.input}: {e}" for e in exc.errors]) from None
     for name, part in zip(("train", "valid", "test"), time_split(clean, cfg), strict=True):
         write_parquet(part, getattr(args, name))
         first, last = part[schema.TIMESTAMP].iloc[[0, -1]]

@@ -15,10 +15,10 @@ import pandas as pd
 
 from fraud import schema
 from fraud.artifact import ModelArtifact, params_hash, save_artifact
+from fraud.config import BaseConfig, parse_checked
 from fraud.metrics import choose_threshold, evaluate
-from fraud.train import fit_model, predict_proba
+from fraud.train import TrainConfig, fit_model, parse_model_config, predict_proba
 from stages.common import load_params, parser, read_parquet, run, write_json
-from stages.params import section
 
 
 def xy(frame: pd.DataFrame, feature_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -43,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         },
     ).parse_args(argv)
     params = load_params(["base", "model", "train"], args.params)
-    base, model_cfg, train_cfg = (section(params, n) for n in ("base", "model", "train"))
+    base = parse_checked(params["base"], BaseConfig, "base")
+    model_cfg = parse_model_config(params["model"])
+    train_cfg = parse_checked(params["train"], TrainConfig, "train")
     state = joblib.load(args.state)
     x_train, y_train = xy(read_parquet(args.train), state.feature_names)
     x_valid, y_valid = xy(read_parquet(args.valid), state.feature_names)

@@ -20,7 +20,13 @@ from fraud.artifact import (
 )
 from fraud.features import FeatureConfig, compute_history, fit_state, transform
 from fraud.generate import DataConfig, generate_transactions
-from fraud.train import LogisticRegressionConfig, TrainConfig, XGBoostConfig, fit_model
+from fraud.train import (
+    LogisticRegressionConfig,
+    RandomForestConfig,
+    TrainConfig,
+    XGBoostConfig,
+    fit_model,
+)
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +50,32 @@ def test_round_trip_preserves_predictions(artifact: ModelArtifact, tmp_path: Pat
     np.testing.assert_array_equal(loaded.predict_proba(x), artifact.predict_proba(x))
 
 
-def test_serialization_is_deterministic(artifact: ModelArtifact) -> None:
-    assert serialize(artifact) == serialize(artifact)
+@pytest.mark.parametrize(
+    "model_cfg",
+    [
+        XGBoostConfig(n_estimators=5),
+        RandomForestConfig(n_estimators=5),
+        LogisticRegressionConfig(),
+    ],
+    ids=lambda c: c.name,
+)
+def test_training_twice_gives_identical_bytes(artifact: ModelArtifact, model_cfg: object) -> None:
+    """Same data, config and seed -> byte-identical artifact, for every model kind."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, len(artifact.feature_names)))
+    x[rng.random(x.shape) < 0.1] = np.nan
+    y = (x[:, 0] + rng.normal(size=600) > 1.5).astype(int)
+    blobs = []
+    for _ in range(2):
+        estimator, _ = fit_model(x, y, x, y, model_cfg, TrainConfig(), seed=5)
+        blobs.append(serialize(ModelArtifact("k", estimator, artifact.feature_state, 0.5)))
+    assert blobs[0] == blobs[1]
+
+
+def test_written_files_are_readable_by_others(artifact: ModelArtifact, tmp_path: Path) -> None:
+    save_artifact(artifact, tmp_path / "m.joblib", tmp_path / "manifest.json")
+    for name in ("m.joblib", "manifest.json"):
+        assert (tmp_path / name).stat().st_mode & 0o044 == 0o044
 
 
 def test_tampered_artifact_is_refused(artifact: ModelArtifact, tmp_path: Path) -> None:
@@ -121,3 +151,17 @@ def test_logistic_regression_handles_missing_history(tmp_path: Path) -> None:
     scores = ModelArtifact("logistic_regression", estimator, state, 0.5).predict_proba(x)
     assert np.isfinite(scores).all()
     assert info["n_iter"] > 0
+
+
+def test_forest_node_padding_is_zeroed() -> None:
+    """Uninitialised padding in sklearn's node records would make pickles differ per process."""
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(400, 6)), rng.integers(0, 2, 400)
+    forest, _ = fit_model(x, y, x, y, RandomForestConfig(n_estimators=3), TrainConfig(), seed=2)
+    for tree in forest.estimators_:
+        nodes = tree.tree_.__getstate__()["nodes"]
+        rebuilt = np.zeros(nodes.shape, dtype=nodes.dtype)
+        for name in nodes.dtype.names:
+            rebuilt[name] = nodes[name]
+        assert nodes.dtype.itemsize > sum(nodes.dtype[n].itemsize for n in nodes.dtype.names)
+        assert nodes.tobytes() == rebuilt.tobytes()

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fraud.config import ConfigError
+from fraud.config import ENVIRONMENTS, ConfigError
+from fraud.train import parse_model_config
 from stages import compose
-from stages.params import ENVIRONMENTS, section, validate_params
+from stages.params import validate_params
 from tests.conftest import REPO
 
 BRANCHES = {"production": "master", "staging": "staging", "development": "develop"}
@@ -21,7 +22,7 @@ def test_each_environment_composes_and_validates(env: str) -> None:
     validate_params(params)
     assert params["base"]["env"] == env
     assert params["deploy"]["branch"] == BRANCHES[env]
-    assert section(params, "model").name == "xgboost"
+    assert parse_model_config(params["model"]).name == "xgboost"
 
 
 def test_environment_sizes() -> None:
@@ -38,7 +39,7 @@ def test_environment_sizes() -> None:
 def test_each_model_group_composes_in_each_env(model: str) -> None:
     for env in ENVIRONMENTS:
         _, params = compose.compose_params([f"env={env}", f"model={model}"])
-        assert section(params, "model").name == model
+        assert parse_model_config(params["model"]).name == model
 
 
 def test_overrides_reach_params() -> None:

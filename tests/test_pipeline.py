@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from fraud.artifact import load_artifact, sha256_file
+from fraud.artifact import load_artifact
+from fraud.files import sha256_file
 from fraud.generate import DataConfig, generate_transactions
 from tests.conftest import run
 
@@ -74,6 +75,29 @@ def test_repro_builds_every_artifact(trained_repo: Path) -> None:
     assert summary["artifact_sha256"] == manifest["sha256"]
     shown = run(["dvc", "metrics", "show", "--json"], repo).stdout
     assert "roc_auc" in shown
+
+
+def test_stages_write_only_declared_outputs(trained_repo: Path) -> None:
+    """Every file the run left behind is a declared out (or DVC's own bookkeeping)."""
+    dvc = yaml.safe_load((trained_repo / "dvc.yaml").read_text())
+    declared = {
+        next(iter(out)) if isinstance(out, dict) else out
+        for stage in dvc["stages"].values()
+        for out in stage.get("outs", []) + stage.get("metrics", [])
+    }
+    status = run(
+        ["git", "status", "--porcelain", "--untracked-files=all", "--ignored"], trained_repo
+    )
+    changed = {line[3:] for line in status.stdout.splitlines()}
+    bookkeeping = {"dvc.lock", "params.yaml"}
+    stray = {
+        path
+        for path in changed - declared - bookkeeping
+        if not path.endswith(".gitignore")
+        and not path.startswith(".dvc/")
+        and "__pycache__" not in path
+    }
+    assert not stray, f"undeclared files written: {sorted(stray)}"
 
 
 def test_second_repro_is_a_no_op(trained_repo: Path) -> None:

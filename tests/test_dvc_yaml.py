@@ -1,0 +1,76 @@
+"""dvc.yaml is a contract: every module a stage imports is a dep, every param it reads declared."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())
+STAGES = list(DVC["stages"])
+#: Sections each stage parses (must equal its `params:` in dvc.yaml).
+READS = {
+    "generate": ["base", "data"],
+    "process": ["split"],
+    "featurize": ["features"],
+    "train": ["base", "model", "train"],
+    "evaluate": ["train", "gate"],
+}
+
+
+def imported_files(stage: str) -> set[str]:
+    """Project files a fresh interpreter loads when importing ``stages.<stage>``."""
+    code = (
+        f"import sys, stages.{stage}\n"
+        "for name, mod in sorted(sys.modules.items()):\n"
+        "    if name.split('.')[0] in ('fraud', 'stages') and '.' in name:\n"
+        "        print(mod.__file__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
+    return {Path(f).resolve().relative_to(REPO).as_posix() for f in out.split()}
+
+
+def test_pipeline_order() -> None:
+    assert STAGES == ["generate", "process", "featurize", "train", "evaluate"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_imported_module_is_a_dep(stage: str) -> None:
+    deps = set(DVC["stages"][stage]["deps"])
+    missing = imported_files(stage) - deps
+    assert not missing, f"{stage} imports {sorted(missing)} without declaring them"
+    for dep in deps:
+        assert (REPO / dep).exists(), f"{stage} declares a missing dep {dep}"
+
+
+@pytest.mark.parametrize("stage", ["train", "evaluate"])
+def test_stages_unpickling_feature_state_depend_on_features(stage: str) -> None:
+    assert "fraud/features.py" in DVC["stages"][stage]["deps"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_declared_params_are_what_the_stage_reads(stage: str) -> None:
+    assert DVC["stages"][stage]["params"] == READS[stage]
+    source = (REPO / "stages" / f"{stage}.py").read_text()
+    assert f"load_params({READS[stage]!r}".replace("'", '"') in source
+
+
+def test_committed_outputs_are_not_cached_and_models_persist() -> None:
+    outs = {
+        next(iter(o)) if isinstance(o, dict) else o: (
+            o[next(iter(o))] if isinstance(o, dict) else {}
+        )
+        for stage in DVC["stages"].values()
+        for o in stage.get("outs", []) + stage.get("metrics", [])
+    }
+    for committed in ("models/fraud_model.joblib", "models/manifest.json"):
+        assert outs[committed] == {"cache": False, "persist": True}
+    for committed in ("data/selected_features.json", "data/training_summary.json"):
+        assert outs[committed] == {"cache": False}
