@@ -77,3 +77,26 @@ def test_make_lists_its_targets_by_default() -> None:
     ).stdout
     for target in ("retrain", "params", "test", "repro", "bench-pipeline", "baseline"):
         assert f"  {target} " in out
+
+
+def test_csv_schema_errors_name_the_users_file(tmp_path: Path) -> None:
+    from fraud.generate import DataConfig
+    from fraud.validate import SchemaError
+    from stages.generate import ingest_csv
+
+    external = tmp_path / "external"
+    external.mkdir()
+    bad = external / "bad.csv"
+    bad.write_text(
+        "transaction_id,user_id,timestamp,amount,merchant_category,transaction_type,"
+        "device_id,device_type,location,is_fraud\n"
+        "t1,u1,2026-01-01T10:00:00Z,-5,grocery,purchase,d1,pos,Boston,0\n"
+        "t2,u1,not-a-time,12.5,grocery,purchase,d1,pos,Boston,maybe\n"
+    )
+    with pytest.raises(SchemaError) as info:
+        ingest_csv(DataConfig(source="csv", path=str(bad)), external)
+    assert info.value.errors == [
+        f"{bad}: column 'amount': 1 row not positive",
+        f"{bad}: column 'timestamp': 1 row not a parseable time",
+        f"{bad}: column 'is_fraud': 1 row not one of 0/1/true/false (e.g. 'maybe')",
+    ]
