@@ -11,7 +11,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 ENV ?= $(shell sed -n 's/^  env: *//p' params.yaml 2>/dev/null | head -n1)
 ARGS ?=
 
-.PHONY: help venv params repro retrain test test-fast lint format bench-pipeline baseline clean
+.PHONY: help venv params repro retrain test test-fast lint format bench-pipeline bench-models baseline clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,6 +50,9 @@ format: venv ## Format and auto-fix (ruff)
 
 bench-pipeline: venv ## Benchmark the production pipeline per stage (JSON in benchmarks/results/)
 	$(BIN)/python -m benchmarks.pipeline
+
+bench-models: venv ## bench-pipeline, then test metrics of every model and the no-history ablation
+	$(BIN)/python -m benchmarks.pipeline --models
 
 baseline: venv ## Record the served production model's test metrics as the gate's baseline
 	$(BIN)/python -m stages.baseline

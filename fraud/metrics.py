@@ -16,6 +16,8 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 RULES = ("cost", "precision")
+#: Metrics where higher is better, the only ones the gate can bound.
+GATEABLE_METRICS = ("roc_auc", "pr_auc", "recall_at_1pct_fpr", "precision", "recall", "f1")
 LABELS = {0: "legit", 1: "fraud"}
 _DECIMALS = 6
 _SLACK = 1e-9  # float slack in gate comparisons; far below the 6-decimal metric resolution
@@ -61,7 +63,21 @@ class GateConfig:
     compare_to_baseline: bool = True
 
     def check(self) -> None:
-        """Raise ValueError naming the key when a bound or tolerance is not a usable number."""
+        """Raise ValueError naming the key when a bound or tolerance is not a usable number.
+
+        Only metrics where higher is better can be gated: a bound on a cost would be checked
+        the wrong way round.
+        """
+        for section, names in (
+            ("min_metrics", self.min_metrics),
+            ("max_regression", self.max_regression),
+        ):
+            unknown = sorted(set(names) - set(GATEABLE_METRICS))
+            if unknown:
+                raise ValueError(
+                    f"gate.{section} names {', '.join(unknown)}; gateable metrics are "
+                    f"{', '.join(GATEABLE_METRICS)}"
+                )
         for name, bound in self.min_metrics.items():
             if not math.isfinite(bound):
                 raise ValueError(f"gate.min_metrics.{name} must be finite, got {bound}")

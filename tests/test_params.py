@@ -70,6 +70,7 @@ def test_overrides_reach_params() -> None:
         (["base.env=qa"], "base.env"),
         (["train.imbalance=smote"], "train.imbalance"),
         (["+extra=1"], "extra"),
+        (["+gate.min_metrics.expected_cost_per_txn=0.1"], "gateable metrics are"),
     ],
 )
 def test_invalid_overrides_fail_with_the_key_name(overrides: list[str], fragment: str) -> None:
