@@ -74,3 +74,14 @@ def test_committed_outputs_are_not_cached_and_models_persist() -> None:
         assert outs[committed] == {"cache": False, "persist": True}
     for committed in ("data/selected_features.json", "data/training_summary.json"):
         assert outs[committed] == {"cache": False}
+
+
+def test_committed_lock_matches_code_and_params(tmp_path: Path) -> None:
+    """dvc.lock was produced by this code and params.yaml (missing data is allowed)."""
+    from tests.conftest import copy_repo, run
+
+    repo = copy_repo(tmp_path / "repo")
+    proc = run(["dvc", "repro", "--allow-missing", "--dry"], repo, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Data and pipelines are up to date" in proc.stdout
+    assert "Running stage" not in proc.stdout
