@@ -16,6 +16,7 @@ import pandas as pd
 from fraud import schema
 from fraud.artifact import ModelArtifact, params_hash, save_artifact
 from fraud.config import BaseConfig, parse_checked
+from fraud.files import sha256_file
 from fraud.metrics import choose_threshold, evaluate
 from fraud.train import TrainConfig, fit_model, parse_model_config, predict_proba
 from stages.common import load_params, parser, read_parquet, run, write_json
@@ -60,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         "env": base.env,
         "seed": base.seed,
         "params_hash": params_hash(params),
+        # The sections above cover this stage; the data lineage is the hash of its inputs.
+        "inputs_sha256": {
+            name: sha256_file(getattr(args, name)) for name in ("train", "valid", "state")
+        },
         "model_config": asdict(model_cfg),
         "fit": fit_info,
         "rows": {"train": len(y_train), "valid": len(y_valid)},
