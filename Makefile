@@ -11,7 +11,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 ENV ?= $(shell sed -n 's/^  env: *//p' params.yaml 2>/dev/null | head -n1)
 ARGS ?=
 
-.PHONY: help venv params repro retrain test test-fast lint format bench-pipeline bench-models baseline clean
+.PHONY: help venv params repro retrain serve test test-fast lint format bench-pipeline bench-models baseline clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,6 +33,9 @@ repro: venv ## Reproduce every artifact from params.yaml (dvc repro)
 retrain: params ## Compose for ENV, run the pipeline and the quality gate: make retrain ENV=production
 	$(BIN)/dvc repro
 	@$(BIN)/python -m stages.report
+
+serve: venv ## Serve models/ with gunicorn on PORT (default 8000); honours MODEL_PATH, FEATURES_PATH
+	$(BIN)/gunicorn -c app/gunicorn.conf.py "app:create_app()"
 
 test: venv ## Run the whole test suite
 	$(BIN)/python -m pytest -n 2 --dist loadfile

@@ -1,0 +1,131 @@
+"""Flask app factory for the fraud scoring service; nothing is loaded at import time.
+
+Serve with ``gunicorn -c app/gunicorn.conf.py "app:create_app()"``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+#: Config keys -> (default, type). Environment variables of the same name override defaults;
+#: an explicit ``config`` mapping passed to ``create_app`` overrides both.
+DEFAULTS: dict[str, tuple[Any, type]] = {
+    "MODEL_PATH": ("models/fraud_model.joblib", str),
+    "MANIFEST_PATH": (None, str),
+    "FEATURES_PATH": ("data/selected_features.json", str),
+    "MAX_BATCH": (10_000, int),
+    "MAX_CONTENT_LENGTH": (8 * 1024 * 1024, int),
+    "RISK_MEDIUM": (0.3, float),
+    "RISK_HIGH": (0.7, float),
+    "TOP_REASONS": (3, int),
+}
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceState:
+    """What the blueprint needs at request time, stored in ``app.extensions["fraud"]``."""
+
+    scorer: Any
+    fields: dict[str, Any]
+    metrics: Any
+    manifest: dict[str, Any]
+    started: float
+    ready: bool = True
+
+
+def resolve_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Defaults, then environment variables, then ``config``; typed and with paths resolved."""
+    resolved: dict[str, Any] = {}
+    for key, (default, kind) in DEFAULTS.items():
+        value = default
+        if key in os.environ:
+            raw = os.environ[key]
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise ValueError(
+                    f"environment variable {key}={raw!r} is not a {kind.__name__}"
+                ) from None
+        resolved[key] = value
+    if config:
+        resolved.update(config)
+    for key in ("MODEL_PATH", "MANIFEST_PATH", "FEATURES_PATH"):
+        if resolved[key] is not None:
+            path = Path(resolved[key])
+            resolved[key] = path if path.is_absolute() else REPO_ROOT / path
+    if resolved["MANIFEST_PATH"] is None:
+        resolved["MANIFEST_PATH"] = resolved["MODEL_PATH"].parent / "manifest.json"
+    if int(resolved["MAX_BATCH"]) < 1:
+        raise ValueError(f"MAX_BATCH must be >= 1, got {resolved['MAX_BATCH']}")
+    return resolved
+
+
+def check_features_file(path: Path, feature_names: list[str]) -> None:
+    """Refuse a features file whose "features" list differs from the artifact's."""
+    from fraud.artifact import ArtifactError
+
+    try:
+        features = json.loads(Path(path).read_text()).get("features")
+    except FileNotFoundError:
+        raise ArtifactError(f"features file not found: {path}") from None
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ArtifactError(f"features file {path} is not a JSON object: {exc}") from None
+    if features != feature_names:
+        raise ArtifactError(
+            f"features file {path} lists {features!r:.200} but the model artifact expects "
+            f"{feature_names!r:.200}"
+        )
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: load and verify the model once, register the blueprint and handlers.
+
+    Raises:
+        ArtifactError: the model, manifest or features file is missing, corrupt, tampered
+            with or incompatible (the message names the file), so a worker fails to boot.
+    """
+    from app.api import bp, register_error_handlers
+    from app.metrics import Metrics
+    from app.schemas import transaction_fields
+    from fraud.artifact import load_artifact
+    from fraud.scoring import RiskBands, Scorer
+
+    settings = resolve_config(config)
+    app = Flask(__name__)
+    app.config.update(settings)
+    app.json.sort_keys = False
+
+    artifact, manifest = load_artifact(settings["MODEL_PATH"], settings["MANIFEST_PATH"])
+    check_features_file(settings["FEATURES_PATH"], artifact.feature_names)
+    scorer = Scorer(
+        artifact,
+        manifest,
+        bands=RiskBands(float(settings["RISK_MEDIUM"]), float(settings["RISK_HIGH"])),
+        top_k=int(settings["TOP_REASONS"]),
+    )
+    app.extensions["fraud"] = ServiceState(
+        scorer=scorer,
+        fields=transaction_fields(artifact.feature_state.history_columns),
+        metrics=Metrics(),
+        manifest=manifest,
+        started=time.time(),
+    )
+    app.register_blueprint(bp)
+    register_error_handlers(app)
+    logger.info(
+        "loaded model %s (%s) from %s", scorer.version, artifact.kind, app.config["MODEL_PATH"]
+    )
+    return app

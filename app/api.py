@@ -1,0 +1,253 @@
+"""The service's one blueprint: scoring, health, model facts, metrics and the API document."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from app.schemas import openapi_document, sample_transaction, validate_transaction
+
+bp = Blueprint("fraud", __name__)
+logger = logging.getLogger(__name__)
+JSON_MIMETYPE = "application/json"
+
+
+class ApiError(Exception):
+    """A client error answered as JSON with a status code and optional field details."""
+
+    def __init__(
+        self, status: int, error: str, message: str, details: list[Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+        self.details = details
+
+
+def _state() -> Any:
+    return current_app.extensions["fraud"]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _json_body() -> Any:
+    """The parsed JSON body, or ApiError 415 / 400 (413 comes from MAX_CONTENT_LENGTH)."""
+    if request.mimetype != JSON_MIMETYPE:
+        raise ApiError(415, "unsupported_media_type", f"Content-Type must be {JSON_MIMETYPE}")
+    raw = request.get_data(cache=False)
+    if not raw.strip():
+        raise ApiError(400, "bad_request", "request body is empty")
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, "bad_request", f"malformed JSON: {str(exc)[:200]}") from None
+
+
+def _prediction(result: dict[str, Any], record: dict[str, Any], warnings: list[str]) -> dict:
+    """The response entry of one scored transaction."""
+    out: dict[str, Any] = {
+        "fraud_probability": result["fraud_probability"],
+        "is_fraud": bool(result["is_fraud"]),
+        "risk_level": result["risk_level"],
+        "prediction_id": uuid.uuid4().hex,
+        "timestamp": _now(),
+        "model_version": _state().scorer.version,
+        "reasons": result["reasons"],
+        "warnings": [*warnings, *result["warnings"]],
+    }
+    if "transaction_id" in record:
+        out["transaction_id"] = record["transaction_id"]
+    return out
+
+
+def _observe(results: list[dict[str, Any]]) -> None:
+    _state().metrics.observe_scores(
+        [r["fraud_probability"] for r in results], sum(bool(r["is_fraud"]) for r in results)
+    )
+
+
+@bp.before_app_request
+def _start_timer() -> None:
+    g.started = time.perf_counter()
+
+
+@bp.after_app_request
+def _record_request(response: Response) -> Response:
+    rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    started = g.get("started", time.perf_counter())
+    _state().metrics.observe_request(rule, response.status_code, time.perf_counter() - started)
+    return response
+
+
+@bp.post("/predict")
+def predict() -> Response:
+    """Score one transaction."""
+    started = time.perf_counter()
+    state = _state()
+    record, warnings, errors = validate_transaction(_json_body(), state.fields)
+    if errors:
+        raise ApiError(422, "validation_error", "invalid transaction", errors)
+    result = state.scorer.score_record(record)
+    _observe([result])
+    out = _prediction(result, record, warnings)
+    out["processing_time_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    return jsonify(out)
+
+
+@bp.post("/predict/batch")
+def predict_batch() -> Response:
+    """Score a list of transactions; invalid items are reported by index, the rest scored."""
+    started = time.perf_counter()
+    state = _state()
+    body = _json_body()
+    if not isinstance(body, dict):
+        raise ApiError(
+            422,
+            "validation_error",
+            "invalid batch",
+            [{"field": "$", "message": "request body must be a JSON object"}],
+        )
+    items = body.get("transactions")
+    if not isinstance(items, list) or not items:
+        raise ApiError(
+            422,
+            "validation_error",
+            "invalid batch",
+            [{"field": "transactions", "message": "must be a non-empty array"}],
+        )
+    max_batch = int(current_app.config["MAX_BATCH"])
+    if len(items) > max_batch:
+        raise ApiError(
+            413, "payload_too_large", f"batch has {len(items)} items; at most {max_batch}"
+        )
+    results: list[dict[str, Any] | None] = [None] * len(items)
+    valid: list[tuple[int, dict[str, Any], list[str]]] = []
+    for i, item in enumerate(items):
+        record, warnings, errors = validate_transaction(item, state.fields)
+        if errors:
+            results[i] = {"index": i, "errors": errors}
+        else:
+            valid.append((i, record, warnings))
+    scored = state.scorer.score_records([record for _, record, _ in valid])
+    _observe(scored)
+    for (i, record, warnings), result in zip(valid, scored, strict=True):
+        results[i] = {"index": i, **_prediction(result, record, warnings)}
+    return jsonify(
+        {
+            "results": results,
+            "n_scored": len(valid),
+            "n_errors": len(items) - len(valid),
+            "processing_time_ms": round((time.perf_counter() - started) * 1000, 3),
+            "model_version": state.scorer.version,
+        }
+    )
+
+
+@bp.get("/health")
+def health() -> Response:
+    """Liveness and basic facts."""
+    state = _state()
+    return jsonify(
+        {
+            "status": "ok",
+            "timestamp": _now(),
+            "model_loaded": state.scorer is not None,
+            "version": state.scorer.version,
+            "uptime_seconds": round(time.time() - state.started, 3),
+        }
+    )
+
+
+@bp.get("/ready")
+def ready() -> tuple[Response, int]:
+    """200 when the model is loaded and verified, else 503."""
+    state = _state()
+    is_ready = bool(state.ready and state.scorer is not None)
+    body = {"ready": is_ready, "version": state.scorer.version if is_ready else None}
+    return jsonify(body), 200 if is_ready else 503
+
+
+@bp.get("/model/info")
+def model_info() -> Response:
+    """Facts from the verified manifest."""
+    manifest = _state().manifest
+    return jsonify(
+        {
+            "version": _state().scorer.version,
+            "sha256": manifest.get("sha256"),
+            "kind": manifest.get("kind"),
+            "env": manifest.get("env"),
+            "threshold": manifest.get("threshold"),
+            "features": manifest.get("features"),
+            "test_metrics": manifest.get("test_metrics"),
+            "params_hash": manifest.get("params_hash"),
+            "library_versions": manifest.get("library_versions"),
+        }
+    )
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus text exposition."""
+    payload, content_type = _state().metrics.render()
+    return Response(payload, content_type=content_type)
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """OpenAPI 3.0 document generated from the validator's field specs."""
+    state = _state()
+    return jsonify(
+        openapi_document(state.fields, state.scorer.version, int(current_app.config["MAX_BATCH"]))
+    )
+
+
+@bp.get("/sample-transaction")
+def sample() -> Response:
+    """A valid example body for POST /predict."""
+    return jsonify(sample_transaction(_state().fields))
+
+
+def _error_response(
+    status: int, error: str, message: str, details: list[Any] | None = None
+) -> tuple[Response, int]:
+    body: dict[str, Any] = {"error": error, "message": message}
+    if details is not None:
+        body["details"] = details
+    return jsonify(body), status
+
+
+def register_error_handlers(app: Flask) -> None:
+    """JSON errors everywhere: client errors keep their status, bugs become a logged 500."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> tuple[Response, int]:
+        return _error_response(exc.status, exc.error, exc.message, exc.details)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> tuple[Response, int]:
+        status = exc.code or 500
+        name = (exc.name or "error").lower().replace(" ", "_")
+        response, _ = _error_response(status, name, exc.description or exc.name or "error")
+        if status == 405 and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response, status
+
+    @app.errorhandler(Exception)
+    def _unhandled(exc: Exception) -> tuple[Response, int]:
+        logger.exception("unhandled error on %s %s", request.method, request.path)
+        return _error_response(500, "internal_error", "internal server error")

@@ -1,0 +1,51 @@
+# ruff: noqa: N999  (gunicorn looks for this file name)
+"""gunicorn settings: ``gunicorn -c app/gunicorn.conf.py "app:create_app()"``.
+
+Each worker loads and verifies the model itself (preload_app False), so a bad artifact makes
+every worker fail to boot with the file named. Prometheus runs in multiprocess mode: the
+metrics directory is created clean at start and dead workers' files are marked on exit.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Any
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
+worker_class = "sync"
+timeout = 30
+graceful_timeout = 20
+max_requests = 10000
+max_requests_jitter = 1000
+preload_app = False
+accesslog = "-"
+errorlog = "-"
+
+_OWN_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+if _OWN_METRICS_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(
+        tempfile.gettempdir(), f"fraud-prometheus-{os.getpid()}"
+    )
+METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def on_starting(server: Any) -> None:
+    """Start from an empty metrics directory (stale files would skew counters)."""
+    shutil.rmtree(METRICS_DIR, ignore_errors=True)
+    os.makedirs(METRICS_DIR, exist_ok=True)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Mark a dead worker's live metrics files so gauges stop counting it."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    """Remove the metrics directory this config created."""
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(METRICS_DIR, ignore_errors=True)

@@ -1,0 +1,422 @@
+"""Request schema: one table of field specs drives both validation and the OpenAPI document."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fraud import schema
+
+#: Largest amount accepted (a guard against absurd values, not a business rule).
+MAX_AMOUNT = 1e9
+#: Upper bound for history counts, sums and durations.
+MAX_HISTORY = 1e12
+MAX_STRING = 128
+MAX_TIMESTAMP = 64
+#: At most this many unknown field names are listed in a warning.
+MAX_LISTED_UNKNOWN = 20
+
+NUMBER = "number"
+INTEGER = "integer"
+STRING = "string"
+FLAG = "flag"
+TIMESTAMP = "timestamp"
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One request field: its type, bounds and documentation."""
+
+    kind: str
+    description: str
+    required: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    max_length: int = MAX_STRING
+    example: Any = None
+
+    def openapi(self) -> dict[str, Any]:
+        """This field as an OpenAPI 3.0 schema object."""
+        out: dict[str, Any]
+        if self.kind == FLAG:
+            out = {"oneOf": [{"type": "boolean"}, {"type": "integer", "enum": [0, 1]}]}
+        elif self.kind == TIMESTAMP:
+            out = {"type": "string", "format": "date-time", "maxLength": self.max_length}
+        elif self.kind == STRING:
+            out = {"type": "string", "minLength": 1, "maxLength": self.max_length}
+        else:
+            out = {"type": self.kind}
+            if self.minimum is not None:
+                out["minimum"] = self.minimum
+                if self.exclusive_minimum:
+                    out["exclusiveMinimum"] = True
+            if self.maximum is not None:
+                out["maximum"] = self.maximum
+        out["description"] = self.description
+        if self.example is not None:
+            out["example"] = self.example
+        if not self.required:
+            out["nullable"] = True
+        return out
+
+
+def _history_spec(name: str) -> FieldSpec:
+    """The spec of a user-history field, from its name."""
+    if name.startswith("is_new_"):
+        what = name.removeprefix("is_new_").replace("_", " ")
+        return FieldSpec(FLAG, f"1 when this user has not used this {what} before", example=0)
+    if name == "user_transaction_count" or name.startswith("user_txn_count_"):
+        return FieldSpec(
+            INTEGER, f"User history: {name} (prior transactions)", minimum=0, maximum=MAX_HISTORY
+        )
+    return FieldSpec(NUMBER, f"User history: {name}", minimum=0, maximum=MAX_HISTORY)
+
+
+def transaction_fields(history_columns: Iterable[str]) -> dict[str, FieldSpec]:
+    """Field specs of one transaction, including the history fields the model reads."""
+    fields: dict[str, FieldSpec] = {
+        schema.AMOUNT: FieldSpec(
+            NUMBER,
+            "Transaction amount",
+            required=True,
+            minimum=0,
+            exclusive_minimum=True,
+            maximum=MAX_AMOUNT,
+            example=125.5,
+        ),
+        "merchant_category": FieldSpec(
+            STRING, "Merchant category", required=True, example="online_retail"
+        ),
+        "transaction_type": FieldSpec(STRING, "Transaction type", required=True, example="online"),
+        "location": FieldSpec(STRING, "Location (city)", required=True, example="Chicago"),
+        "device_type": FieldSpec(STRING, "Device type", required=True, example="mobile"),
+        schema.HOUR: FieldSpec(
+            INTEGER,
+            "Hour of day 0-23 (optional when timestamp is given, which overrides it)",
+            required=True,
+            minimum=0,
+            maximum=23,
+            example=14,
+        ),
+        schema.DAY: FieldSpec(
+            INTEGER,
+            "Day of week, Monday=0 ... Sunday=6 (optional when timestamp is given)",
+            required=True,
+            minimum=0,
+            maximum=6,
+            example=2,
+        ),
+        "user_id": FieldSpec(STRING, "Client's user id", example="user_000123"),
+        "transaction_id": FieldSpec(STRING, "Client's transaction id (echoed)", example="txn-1"),
+        schema.DEVICE_ID: FieldSpec(STRING, "Client's device id", example="dev-42"),
+        schema.TIMESTAMP: FieldSpec(
+            TIMESTAMP,
+            "ISO 8601 time; hour_of_day/day_of_week are derived from it in UTC",
+            max_length=MAX_TIMESTAMP,
+            example="2026-03-04T14:05:00Z",
+        ),
+        "user_transaction_frequency": FieldSpec(
+            NUMBER, "Accepted for compatibility; not used by the model", minimum=0
+        ),
+    }
+    for name in history_columns:
+        fields[name] = _history_spec(name)
+    return fields
+
+
+def required_fields(fields: Mapping[str, FieldSpec]) -> list[str]:
+    """Fields every request must carry (hour/day may instead come from a timestamp)."""
+    return [
+        name
+        for name, spec in fields.items()
+        if spec.required and name not in (schema.HOUR, schema.DAY)
+    ]
+
+
+def _check_number(name: str, value: Any, spec: FieldSpec) -> tuple[float | int | None, str]:
+    """(value, "") when valid else (None, message)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None, f"must be a {spec.kind}"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None, "must be a finite number"
+        if spec.kind == INTEGER:
+            if not value.is_integer():
+                return None, "must be an integer"
+            value = int(value)
+    bounds = []
+    if spec.minimum is not None:
+        low_ok = value > spec.minimum if spec.exclusive_minimum else value >= spec.minimum
+        bounds.append(("> " if spec.exclusive_minimum else ">= ") + f"{spec.minimum:g}")
+        if not low_ok:
+            return None, "must be " + " and ".join(bounds)
+    if spec.maximum is not None and value > spec.maximum:
+        return None, f"must be <= {spec.maximum:g}"
+    return value, ""
+
+
+def _check_string(value: Any, spec: FieldSpec) -> tuple[str | None, str]:
+    if not isinstance(value, str):
+        return None, "must be a string"
+    if not value.strip():
+        return None, "must be a non-empty string"
+    if len(value) > spec.max_length:
+        return None, f"must be at most {spec.max_length} characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None, "must be valid unicode text"
+    if any(ord(ch) < 32 for ch in value):
+        return None, "must not contain control characters"
+    return value, ""
+
+
+def parse_timestamp(value: str) -> datetime | None:
+    """An ISO 8601 string as an aware UTC datetime (naive means UTC); None when invalid."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
+
+
+def _check(name: str, value: Any, spec: FieldSpec) -> tuple[Any, str]:
+    """Validate one present, non-null value; return (clean value, "") or (None, message)."""
+    if spec.kind in (NUMBER, INTEGER):
+        return _check_number(name, value, spec)
+    if spec.kind == FLAG:
+        if isinstance(value, bool):
+            return int(value), ""
+        if isinstance(value, int | float) and value in (0, 1):
+            return int(value), ""
+        return None, "must be 0, 1, true or false"
+    clean, message = _check_string(value, spec)
+    if message or spec.kind != TIMESTAMP:
+        return clean, message
+    parsed = parse_timestamp(value)
+    if parsed is None:
+        return None, "must be an ISO 8601 date-time, e.g. 2026-03-04T14:05:00Z"
+    return parsed, ""
+
+
+def _error(field: str, message: str) -> dict[str, str]:
+    return {"field": field, "message": message}
+
+
+def validate_transaction(
+    payload: Any, fields: Mapping[str, FieldSpec]
+) -> tuple[dict[str, Any], list[str], list[dict[str, str]]]:
+    """Validate one transaction object.
+
+    Returns:
+        (record for ``transform_record``, warnings, errors); errors hold one
+        ``{"field", "message"}`` per bad field and the record is meaningless when non-empty.
+    """
+    if not isinstance(payload, dict):
+        return {}, [], [_error("$", "request body must be a JSON object")]
+    record: dict[str, Any] = {}
+    errors: list[dict[str, str]] = []
+    warnings: list[str] = []
+    timestamp: datetime | None = None
+    for name, spec in fields.items():
+        value = payload.get(name)
+        if value is None:
+            continue
+        clean, message = _check(name, value, spec)
+        if message:
+            errors.append(_error(name, message))
+        elif spec.kind == TIMESTAMP:
+            timestamp = clean
+        else:
+            record[name] = clean
+    if timestamp is not None:
+        for name, derived in ((schema.HOUR, timestamp.hour), (schema.DAY, timestamp.weekday())):
+            given = record.get(name)
+            if given is not None and given != derived:
+                warnings.append(f"{name}: {given} replaced by {derived} from timestamp (UTC)")
+            record[name] = derived
+        record[schema.TIMESTAMP] = timestamp.isoformat()
+    bad = {error["field"] for error in errors}
+    for name, spec in fields.items():
+        if spec.required and name not in record and name not in bad:
+            if name in (schema.HOUR, schema.DAY) and schema.TIMESTAMP in bad:
+                continue
+            errors.append(_error(name, "is required"))
+    unknown = [name for name in payload if name not in fields]
+    if unknown:
+        listed = [name[:40] for name in unknown[:MAX_LISTED_UNKNOWN]]
+        more = f" (+{len(unknown) - len(listed)} more)" if len(unknown) > len(listed) else ""
+        warnings.append(f"ignored unknown field(s): {', '.join(listed)}{more}")
+    return record, warnings, errors
+
+
+def sample_transaction(fields: Mapping[str, FieldSpec]) -> dict[str, Any]:
+    """A valid example request body built from the field examples."""
+    sample = {name: spec.example for name, spec in fields.items() if spec.example is not None}
+    sample.pop(schema.TIMESTAMP, None)
+    return sample
+
+
+def _error_schemas() -> dict[str, Any]:
+    field_error = {
+        "type": "object",
+        "required": ["field", "message"],
+        "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+    }
+    return {
+        "FieldError": field_error,
+        "Error": {
+            "type": "object",
+            "required": ["error", "message"],
+            "properties": {
+                "error": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}},
+            },
+        },
+    }
+
+
+def _prediction_schema() -> dict[str, Any]:
+    reason = {
+        "type": "object",
+        "properties": {
+            "feature": {"type": "string"},
+            "value": {"type": "number", "nullable": True},
+            "contribution": {"type": "number"},
+        },
+    }
+    return {
+        "type": "object",
+        "required": [
+            "fraud_probability",
+            "is_fraud",
+            "risk_level",
+            "prediction_id",
+            "timestamp",
+            "model_version",
+            "reasons",
+            "warnings",
+        ],
+        "properties": {
+            "fraud_probability": {"type": "number", "minimum": 0, "maximum": 1},
+            "is_fraud": {"type": "boolean"},
+            "risk_level": {"type": "string", "enum": ["low", "medium", "high"]},
+            "prediction_id": {"type": "string"},
+            "timestamp": {"type": "string", "format": "date-time"},
+            "model_version": {"type": "string"},
+            "processing_time_ms": {"type": "number"},
+            "transaction_id": {"type": "string"},
+            "reasons": {"type": "array", "items": reason},
+            "warnings": {"type": "array", "items": {"type": "string"}},
+        },
+    }
+
+
+def openapi_document(
+    fields: Mapping[str, FieldSpec], version: str, max_batch: int
+) -> dict[str, Any]:
+    """OpenAPI 3.0 document of the service, built from ``fields``."""
+    transaction = {
+        "type": "object",
+        "required": required_fields(fields),
+        "anyOf": [
+            {"required": [schema.HOUR, schema.DAY]},
+            {"required": [schema.TIMESTAMP]},
+        ],
+        "properties": {name: spec.openapi() for name, spec in fields.items()},
+        "additionalProperties": True,
+        "example": sample_transaction(fields),
+    }
+    batch = {
+        "type": "object",
+        "required": ["transactions"],
+        "properties": {
+            "transactions": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": max_batch,
+                "items": {"$ref": "#/components/schemas/Transaction"},
+            }
+        },
+    }
+
+    def error(description: str) -> dict[str, Any]:
+        return {
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+
+    def body(ref: str) -> dict[str, Any]:
+        return {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
+        }
+
+    client_errors = {
+        "400": error("Malformed JSON"),
+        "413": error("Body or batch too large"),
+        "415": error("Content type is not application/json"),
+        "422": error("Validation failed; details name each bad field"),
+    }
+    ok = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Fraud scoring service", "version": version},
+        "paths": {
+            "/predict": {
+                "post": {
+                    "summary": "Score one transaction",
+                    "requestBody": body("Transaction"),
+                    "responses": {
+                        "200": {
+                            "description": "Prediction",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Prediction"}
+                                }
+                            },
+                        },
+                        **client_errors,
+                    },
+                }
+            },
+            "/predict/batch": {
+                "post": {
+                    "summary": "Score up to max_batch transactions, results in input order",
+                    "requestBody": body("Batch"),
+                    "responses": {"200": ok, **client_errors},
+                }
+            },
+            "/health": {"get": {"summary": "Liveness", "responses": {"200": ok}}},
+            "/ready": {
+                "get": {
+                    "summary": "Readiness: model loaded and verified",
+                    "responses": {"200": ok, "503": error("Not ready")},
+                }
+            },
+            "/model/info": {"get": {"summary": "Model manifest facts", "responses": {"200": ok}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": ok}}},
+            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": ok}}},
+            "/sample-transaction": {
+                "get": {"summary": "A valid example request", "responses": {"200": ok}}
+            },
+        },
+        "components": {
+            "schemas": {
+                "Transaction": transaction,
+                "Batch": batch,
+                "Prediction": _prediction_schema(),
+                **_error_schemas(),
+            }
+        },
+    }
