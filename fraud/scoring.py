@@ -1,8 +1,10 @@
 """Scoring: a verified model artifact -> fraud probability, decision, risk level and reasons.
 
 Pure (no web framework). Feature vectors come from ``fraud.features.transform_record`` so
-serving and training share one feature code path. Probabilities and per-feature contributions
-come from one method, ``Scorer._explain``, so a faster compiled evaluator can replace it later.
+serving and training share one feature code path. For XGBoost, probabilities and per-feature
+(Saabas) contributions come from ``fraud.treeeval``: the booster's trees compiled to numpy
+arrays, about 50 µs per row against ~400 µs for ``inplace_predict`` alone, equal to XGBoost's
+probability within float32 rounding (tested).
 """
 
 from __future__ import annotations
@@ -16,12 +18,11 @@ import numpy as np
 
 from fraud.artifact import ModelArtifact
 from fraud.features import transform_record
+from fraud.treeeval import compile_booster
 
 RISK_LOW = "low"
 RISK_MEDIUM = "medium"
 RISK_HIGH = "high"
-#: Up to this many rows, a DMatrix is built single-threaded (thread start-up dominates).
-_SINGLE_THREAD_ROWS = 256
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,9 @@ class Scorer:
         self.feature_names: list[str] = artifact.feature_names
         self.threshold = float(artifact.threshold)
         self.version: str = str(self.manifest.get("sha256", ""))[:12]
-        self._booster = artifact.estimator if artifact.kind == "xgboost" else None
+        self._compiled = (
+            compile_booster(artifact.estimator) if artifact.kind == "xgboost" else None
+        )
 
     def vector(self, record: Mapping[str, Any]) -> tuple[np.ndarray, list[str]]:
         """Feature vector and warnings of one record (ValueError on a missing/invalid field)."""
@@ -81,19 +84,13 @@ class Scorer:
     def _explain(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities ``(n,)`` and per-feature contributions ``(n, n_features)`` of ``x``.
 
-        XGBoost: approximate (Saabas) contributions in log-odds, bias column dropped. Other
-        model kinds: zero contributions (so no reasons are given).
+        XGBoost: the compiled trees' probability and Saabas contributions in log-odds, bias
+        column dropped. Other model kinds: zero contributions (so no reasons are given).
         """
-        probabilities = self.artifact.predict_proba(x)
-        if self._booster is None:
-            return probabilities, np.zeros_like(x, dtype=np.float64)
-        import xgboost
-
-        nthread = 1 if len(x) <= _SINGLE_THREAD_ROWS else None
-        contribs = self._booster.predict(
-            xgboost.DMatrix(x, nthread=nthread), pred_contribs=True, approx_contribs=True
-        )
-        return probabilities, np.asarray(contribs, dtype=np.float64)[:, :-1]
+        if self._compiled is None:
+            return self.artifact.predict_proba(x), np.zeros_like(x, dtype=np.float64)
+        probabilities, contributions = self._compiled.predict_with_contributions(x)
+        return probabilities, contributions[:, :-1]
 
     def _result(
         self, x: np.ndarray, probability: float, contributions: np.ndarray, warnings: list[str]
@@ -124,8 +121,10 @@ class Scorer:
     def score_record(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """Score one record: fraud_probability, is_fraud, risk_level, reasons, warnings."""
         vector, warnings = self.vector(record)
-        x = vector.reshape(1, -1)
-        probabilities, contributions = self._explain(x)
+        if self._compiled is not None:  # the single-row fast path; equal to the batch row
+            probability, contributions = self._compiled.predict_one(vector)
+            return self._result(vector, float(probability), contributions[:-1], warnings)
+        probabilities, contributions = self._explain(vector.reshape(1, -1))
         return self._result(vector, float(probabilities[0]), contributions[0], warnings)
 
     def score_records(self, records: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
