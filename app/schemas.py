@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -159,6 +160,10 @@ def _check_number(name: str, value: Any, spec: FieldSpec) -> tuple[float | int |
     return value, ""
 
 
+#: Control characters and lone surrogates (text that cannot be encoded as UTF-8), in one scan.
+_BAD_CHARACTER = re.compile("[\x00-\x1f\ud800-\udfff]")
+
+
 def _check_string(value: Any, spec: FieldSpec) -> tuple[str | None, str]:
     if not isinstance(value, str):
         return None, "must be a string"
@@ -166,13 +171,12 @@ def _check_string(value: Any, spec: FieldSpec) -> tuple[str | None, str]:
         return None, "must be a non-empty string"
     if len(value) > spec.max_length:
         return None, f"must be at most {spec.max_length} characters"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
+    bad = _BAD_CHARACTER.search(value)
+    if bad is None:
+        return value, ""
+    if bad.group() >= "\ud800":
         return None, "must be valid unicode text"
-    if any(ord(ch) < 32 for ch in value):
-        return None, "must not contain control characters"
-    return value, ""
+    return None, "must not contain control characters"
 
 
 def parse_timestamp(value: str) -> datetime | None:
