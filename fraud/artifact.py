@@ -25,8 +25,6 @@ from fraud.train import predict_proba
 
 #: Libraries whose version must match between training and serving (major.minor).
 PINNED_LIBRARIES: tuple[str, ...] = ("scikit-learn", "numpy")
-#: The XGBoost distribution may be installed as either name; the module is the same.
-_XGBOOST_DISTRIBUTIONS = ("xgboost", "xgboost-cpu")
 ARTIFACT_FORMAT = 1
 
 

@@ -49,9 +49,13 @@ def _check_weight(value: float, key: str) -> None:
         raise ValueError(f"{key} must be a finite number >= 0, got {value}")
 
 
+def _check_at_least(value: float, key: str, minimum: float) -> None:
+    if not value >= minimum:
+        raise ValueError(f"{key} must be >= {minimum}, got {value}")
+
+
 def _check_range(low: float, high: float, key_low: str, key_high: str, minimum: float) -> None:
-    if not low >= minimum:
-        raise ValueError(f"{key_low} must be >= {minimum}, got {low}")
+    _check_at_least(low, key_low, minimum)
     if not high >= low:
         raise ValueError(f"{key_high} must be >= {key_low} ({low}), got {high}")
 
@@ -71,8 +75,7 @@ class AccountTakeoverConfig:
         _check_range(
             self.burst_min, self.burst_max, f"{prefix}.burst_min", f"{prefix}.burst_max", 1
         )
-        if not self.burst_minutes >= 1:
-            raise ValueError(f"{prefix}.burst_minutes must be >= 1, got {self.burst_minutes}")
+        _check_at_least(self.burst_minutes, f"{prefix}.burst_minutes", 1)
 
 
 @dataclass
@@ -95,8 +98,7 @@ class CardTestingConfig:
             raise ValueError(
                 f"{prefix}.probe_max_amount must be >= 0.01, got {self.probe_max_amount}"
             )
-        if not self.burst_minutes >= 1:
-            raise ValueError(f"{prefix}.burst_minutes must be >= 1, got {self.burst_minutes}")
+        _check_at_least(self.burst_minutes, f"{prefix}.burst_minutes", 1)
 
 
 @dataclass
@@ -190,12 +192,9 @@ class DataConfig:
             raise ValueError(f"source must be 'synthetic' or 'csv', got {self.source!r}")
         if self.source == "csv" and not self.path:
             raise ValueError("path is required when source is 'csv'")
-        if not self.n_transactions >= 1:
-            raise ValueError(f"n_transactions must be >= 1, got {self.n_transactions}")
-        if not self.n_users >= 1:
-            raise ValueError(f"n_users must be >= 1, got {self.n_users}")
-        if not self.days >= 1:
-            raise ValueError(f"days must be >= 1, got {self.days}")
+        _check_at_least(self.n_transactions, "n_transactions", 1)
+        _check_at_least(self.n_users, "n_users", 1)
+        _check_at_least(self.days, "days", 1)
         if not 0 < self.fraud_rate < 0.5:
             raise ValueError(f"fraud_rate must be in (0, 0.5), got {self.fraud_rate}")
         first = start_date(self.start)

@@ -48,7 +48,7 @@ def _plural(n: int) -> str:
     return f"{n} row" if n == 1 else f"{n} rows"
 
 
-def validate_transactions(raw: pd.DataFrame) -> pd.DataFrame:
+def validate_transactions(raw: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
     """Check ``raw`` against the schema and return a clean, typed copy sorted by time.
 
     Cleaning: string columns are stripped; amounts parsed as float; timestamps parsed as UTC
@@ -57,15 +57,20 @@ def validate_transactions(raw: pd.DataFrame) -> pd.DataFrame:
     Extra columns (e.g. the generator's ``fraud_pattern``) are kept.
 
     Raises:
-        SchemaError: listing every problem, each naming the column and the number of bad rows.
+        SchemaError: listing every problem, each naming the column and the number of bad rows
+            (and prefixed with ``source``, the file the table came from, when given).
     """
+
+    def fail(errors: list[str]) -> SchemaError:
+        return SchemaError([f"{source}: {e}" for e in errors] if source else errors)
+
     errors: list[str] = []
     missing = [c for c in schema.CORE_COLUMNS if c not in raw.columns]
     errors += [f"missing column '{c}'" for c in missing]
     if len(raw) == 0:
         errors.append("the table has no rows")
     if errors:
-        raise SchemaError(errors)
+        raise fail(errors)
 
     df = raw.copy()
     for col in _STRING_COLUMNS:
@@ -106,7 +111,7 @@ def validate_transactions(raw: pd.DataFrame) -> pd.DataFrame:
             f"{n_ids} duplicated id(s)"
         )
     if errors:
-        raise SchemaError(errors)
+        raise fail(errors)
 
     df[schema.LABEL] = label.astype("int64")
     df[schema.HOUR] = ts.dt.hour.astype("int64")

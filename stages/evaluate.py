@@ -17,7 +17,7 @@ from fraud import schema
 from fraud.artifact import load_artifact
 from fraud.config import parse_checked
 from fraud.files import atomic_write_bytes, dump_json, sha256_bytes
-from fraud.metrics import GateConfig, evaluate, gate, plot_data
+from fraud.metrics import LABELS, GateConfig, evaluate, gate, plot_data
 from fraud.train import TrainConfig, feature_importance
 from stages.common import load_params, parser, read_parquet, run, write_json
 
@@ -66,10 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     plots = plot_data(y, scores, artifact.threshold, importance)
     for name in ("roc", "pr", "calibration", "feature_importance"):
         write_json(plots[name], args.plots / f"{name}.json")
-    label = {0: "legit", 1: "fraud"}
     predicted = (scores >= artifact.threshold).astype(int)
     confusion = pd.DataFrame(
-        {"actual": pd.Series(y).map(label), "predicted": pd.Series(predicted).map(label)}
+        {"actual": pd.Series(y).map(LABELS), "predicted": pd.Series(predicted).map(LABELS)}
     )
     atomic_write_bytes(args.plots / "confusion.csv", confusion.to_csv(index=False).encode())
 

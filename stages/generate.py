@@ -13,7 +13,7 @@ import pandas as pd
 
 from fraud.config import BaseConfig, ConfigError, parse_checked
 from fraud.generate import DataConfig, generate_transactions
-from fraud.validate import SchemaError, validate_transactions
+from fraud.validate import validate_transactions
 from stages.common import load_params, parser, run, write_parquet
 
 
@@ -36,10 +36,7 @@ def ingest_csv(cfg: DataConfig, external_dir: Path) -> pd.DataFrame:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise ValueError(f"cannot read CSV {path}: {exc}") from None
-    try:
-        return validate_transactions(raw)
-    except SchemaError as exc:
-        raise SchemaError([f"{path}: {e}" for e in exc.errors]) from None
+    return validate_transactions(raw, source=str(path))
 
 
 def main(argv: list[str] | None = None) -> int:

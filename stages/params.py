@@ -7,7 +7,7 @@ runs. Only compose imports it, so stages do not depend on every fraud/ module.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from fraud.config import BaseConfig, ConfigError, DeployConfig, parse_checked
@@ -28,16 +28,14 @@ SCHEMAS: dict[str, type] = {
 }
 
 
-def _parser(name: str) -> Callable[[Any], Any]:
-    if name == "model":
-        return parse_model_config
-    return lambda value: parse_checked(value, SCHEMAS[name], name)
-
-
 def validate_params(params: Mapping[str, Any]) -> None:
-    """Validate every section; unknown or missing top-level sections fail by name."""
+    """Validate every section; unknown or missing top-level sections fail by name.
+
+    ``model`` has no single schema: its ``name`` picks one (``parse_model_config``).
+    """
     unknown = sorted(set(params) - {*SCHEMAS, "model"})
     if unknown:
         raise ConfigError(f"unknown config section(s): {', '.join(unknown)}")
-    for name in (*SCHEMAS, "model"):
-        _parser(name)(params.get(name))
+    for name, schema in SCHEMAS.items():
+        parse_checked(params.get(name), schema, name)
+    parse_model_config(params.get("model"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fraud import schema
 from fraud.config import parse_checked
-from fraud.validate import SchemaError, SplitConfig, time_split, validate_transactions
+from fraud.validate import SplitConfig, time_split, validate_transactions
 from stages.common import load_params, parser, read_parquet, run, write_parquet
 
 
@@ -20,10 +20,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     ).parse_args(argv)
     cfg = parse_checked(load_params(["split"], args.params)["split"], SplitConfig, "split")
-    try:
-        clean = validate_transactions(read_parquet(args.input))
-    except SchemaError as exc:
-        raise SchemaError([f"{args.input}: {e}" for e in exc.errors]) from None
+    clean = validate_transactions(read_parquet(args.input), source=str(args.input))
     for name, part in zip(("train", "valid", "test"), time_split(clean, cfg), strict=True):
         write_parquet(part, getattr(args, name))
         first, last = part[schema.TIMESTAMP].iloc[[0, -1]]
