@@ -46,7 +46,13 @@ def test_every_imported_module_is_a_dep(stage: str) -> None:
     deps = set(DVC["stages"][stage]["deps"])
     missing = imported_files(stage) - deps
     assert not missing, f"{stage} imports {sorted(missing)} without declaring them"
-    for dep in deps:
+    produced = {
+        next(iter(o)) if isinstance(o, dict) else o
+        for earlier in STAGES[: STAGES.index(stage)]
+        for o in DVC["stages"][earlier].get("outs", [])
+    }
+    for dep in deps - produced:
+        # Pipeline data may be absent on a clean checkout; anything else must exist.
         assert (REPO / dep).exists(), f"{stage} declares a missing dep {dep}"
 
 
