@@ -23,9 +23,21 @@ import numpy as np
 from fraud.files import atomic_write_bytes, dump_json, sha256_bytes
 from fraud.train import predict_proba
 
-#: Libraries whose version must match between training and serving (major.minor).
-PINNED_LIBRARIES: tuple[str, ...] = ("scikit-learn", "numpy")
-ARTIFACT_FORMAT = 1
+#: Libraries an artifact needs to load and score, by model kind; their major.minor versions
+#: must match training's. An XGBoost artifact scores with its compiled trees (numpy only).
+LOAD_LIBRARIES: dict[str, tuple[str, ...]] = {"xgboost": ("numpy",)}
+#: ... and for scikit-learn estimators (random forest, logistic regression).
+SKLEARN_LOAD_LIBRARIES: tuple[str, ...] = ("numpy", "scikit-learn")
+#: Distributions recorded in the manifest (a name tuple lists alternatives, first found wins).
+RECORDED_LIBRARIES: dict[str, tuple[str, ...]] = {
+    "numpy": ("numpy",),
+    "pandas": ("pandas",),
+    "scikit-learn": ("scikit-learn",),
+    "joblib": ("joblib",),
+    "xgboost": ("xgboost", "xgboost-cpu"),
+}
+#: 2: XGBoost models are stored as ``fraud.treeeval.XGBoostModel`` (bytes + compiled trees).
+ARTIFACT_FORMAT = 2
 
 
 class ArtifactError(ValueError):
@@ -53,13 +65,18 @@ class ModelArtifact:
 
 
 def library_versions() -> dict[str, str]:
-    """Versions of the libraries an artifact depends on, as installed now."""
-    versions = {"python": platform.python_version()}
-    for name in ("numpy", "pandas", "scikit-learn", "joblib"):
-        versions[name] = importlib_metadata.version(name)
-    import xgboost
+    """Versions of the libraries an artifact depends on, as installed now (absent: omitted).
 
-    versions["xgboost"] = xgboost.__version__
+    Read from package metadata, so nothing heavy is imported to learn a version.
+    """
+    versions = {"python": platform.python_version()}
+    for name, distributions in RECORDED_LIBRARIES.items():
+        for distribution in distributions:
+            try:
+                versions[name] = importlib_metadata.version(distribution)
+                break
+            except importlib_metadata.PackageNotFoundError:
+                continue
     return versions
 
 
@@ -113,14 +130,18 @@ def read_manifest(manifest_path: Path) -> dict:
     return manifest
 
 
-def check_versions(recorded: Mapping[str, str], installed: Mapping[str, str]) -> list[str]:
-    """Mismatches (major.minor) between recorded and installed library versions."""
+def check_versions(
+    recorded: Mapping[str, str], installed: Mapping[str, str], kind: str
+) -> list[str]:
+    """Mismatches (major.minor) between recorded and installed versions of what ``kind`` needs."""
     problems = []
-    for name in (*PINNED_LIBRARIES, "xgboost"):
+    for name in LOAD_LIBRARIES.get(kind, SKLEARN_LOAD_LIBRARIES):
         want, have = recorded.get(name), installed.get(name)
         if want is None:
             continue
-        if want.split(".")[:2] != (have or "").split(".")[:2]:
+        if have is None:
+            problems.append(f"{name} is not installed, artifact built with {want}")
+        elif want.split(".")[:2] != have.split(".")[:2]:
             problems.append(f"{name} {have} installed, artifact built with {want}")
     return problems
 
@@ -143,7 +164,14 @@ def load_artifact(path: Path, manifest_path: Path) -> tuple[ModelArtifact, dict]
             f"model artifact {path} sha256 {actual} does not match manifest "
             f"{manifest_path} ({manifest['sha256']})"
         )
-    problems = check_versions(manifest.get("library_versions", {}), library_versions())
+    if manifest.get("format") != ARTIFACT_FORMAT:
+        raise ArtifactError(
+            f"manifest {manifest_path} is format {manifest.get('format')!r}; this code reads "
+            f"format {ARTIFACT_FORMAT} - retrain (make retrain) to rebuild the artifact"
+        )
+    problems = check_versions(
+        manifest.get("library_versions", {}), library_versions(), str(manifest.get("kind"))
+    )
     if problems:
         raise ArtifactError(f"model artifact {path} is incompatible: " + "; ".join(problems))
     try:

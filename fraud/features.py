@@ -7,9 +7,10 @@ Three steps, shared by training and serving so the two cannot disagree:
   vectorised numpy: one sort by (user, time), segmented prefix sums, ``searchsorted`` windows.
 * ``fit_state`` fits everything learned from data (vocabularies, smoothed per-category fraud
   rates) on the training split only and returns a picklable ``FeatureState``.
-* ``transform`` (a frame -> matrix) and ``transform_record`` (one mapping -> vector) build the
+* ``transform`` (columns -> matrix) and ``transform_record`` (one mapping -> vector) build the
   model's feature vector from raw columns plus history; a parity test proves they agree bit for
-  bit. A record without history fields gets exactly what a user's first-ever transaction gets in
+  bit; ``transform_records`` feeds validated request records to ``transform`` column-wise.
+  A record without history fields gets exactly what a user's first-ever transaction gets in
   training (``FeatureState.history_defaults``), never a zero-fill training never saw.
 """
 
@@ -17,14 +18,21 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from fraud import schema
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    #: What ``transform`` reads: a DataFrame, or a mapping of column name -> equal-length list.
+    Columns = pd.DataFrame | Mapping[str, Sequence[Any]]
+# pandas is imported inside the training-side functions only: a serving process that unpickles
+# a FeatureState and scores records never loads it (~80 MB per worker).
 
 UNKNOWN = "__unknown__"
 USER_ID = "user_id"
@@ -238,14 +246,16 @@ class FeatureState:
 # ---------------------------------------------------------------------------------------------
 
 
-def _require_columns(df: pd.DataFrame, columns: Iterable[str], what: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
+def _require_columns(df: Columns, columns: Iterable[str], what: str) -> None:
+    missing = [c for c in columns if c not in df]
     if missing:
         raise ValueError(f"{what}: missing column(s) {', '.join(missing)}")
 
 
 def _timestamps_ms(values: pd.Series) -> np.ndarray:
     """Int64 milliseconds since the epoch (UTC), floored; sub-millisecond ties are ties."""
+    import pandas as pd
+
     if not (isinstance(values.dtype, pd.DatetimeTZDtype) or values.dtype.kind == "M"):
         raise ValueError(f"{schema.TIMESTAMP} must be a datetime column, got {values.dtype}")
     index = pd.DatetimeIndex(values)
@@ -281,6 +291,8 @@ def compute_history(df: pd.DataFrame, windows: Mapping[str, int]) -> pd.DataFram
     millisecond resolution). Pass the full dataset (all splits) so later splits see earlier
     history. Columns: ``history_columns(windows)``.
     """
+    import pandas as pd
+
     wins = _sorted_windows(windows)
     columns = history_columns(windows)
     needed = [USER_ID, schema.TIMESTAMP, schema.AMOUNT, *NOVELTY_COLUMNS.values()]
@@ -398,6 +410,8 @@ def _is_new(
 
     Rows are in (user, time) order, so a (user, value) pair's first use is its lowest position.
     """
+    import pandas as pd
+
     codes, uniques = pd.factorize(values, use_na_sentinel=False)
     n_values = max(len(uniques), 1)
     pair = user_s * n_values + codes.astype(np.int64, copy=False)[order]
@@ -422,6 +436,8 @@ def fit_state(df: pd.DataFrame, cfg: FeatureConfig) -> FeatureState:
     Categories seen fewer than ``min_category_count`` times go to the unknown bucket (index 0),
     whose rate is the global train fraud rate.
     """
+    import pandas as pd
+
     cfg.check()
     _require_columns(df, [schema.LABEL, *schema.CATEGORICAL_COLUMNS], "fit_state")
     if len(df) == 0:
@@ -471,9 +487,9 @@ def fit_state(df: pd.DataFrame, cfg: FeatureConfig) -> FeatureState:
 # ---------------------------------------------------------------------------------------------
 
 
-def _index_column(df: pd.DataFrame, name: str, upper: int) -> np.ndarray:
+def _index_column(df: Columns, name: str, upper: int) -> np.ndarray:
     """An integer column in [0, upper] as intp, or ValueError naming it and a bad value."""
-    raw = df[name].to_numpy()
+    raw = np.asarray(df[name])
     if raw.dtype.kind not in "iuf":
         raise ValueError(f"{name} must be an integer 0-{upper}, got dtype {raw.dtype}")
     values = raw.astype(np.intp) if raw.dtype.kind == "f" and np.isfinite(raw).all() else raw
@@ -483,17 +499,34 @@ def _index_column(df: pd.DataFrame, name: str, upper: int) -> np.ndarray:
     return values.astype(np.intp, copy=False)
 
 
-def transform(df: pd.DataFrame, state: FeatureState) -> np.ndarray:
+def _factorize(values: Any) -> tuple[np.ndarray, list[Any]]:
+    """Codes (-1 for a missing value) and uniques: pandas for a column, a dict for a list."""
+    if not isinstance(values, list):
+        import pandas as pd
+
+        codes, uniques = pd.factorize(values)
+        return codes, list(uniques)
+    index: dict[Any, int] = {}
+    codes = np.fromiter(
+        (-1 if v is None else index.setdefault(v, len(index)) for v in values),
+        dtype=np.intp,
+        count=len(values),
+    )
+    return codes, list(index)
+
+
+def transform(df: Columns, state: FeatureState) -> np.ndarray:
     """Feature matrix (float64, one row per row of ``df``, columns ``state.feature_names``).
 
-    ``df`` holds the raw columns plus ``compute_history`` output (when history is used).
+    ``df`` (a DataFrame, or a mapping of equal-length lists) holds the raw columns plus
+    ``compute_history`` output (when history is used).
     """
     history = state.history_columns
     _require_columns(df, [*RECORD_FIELDS, *history], "transform")
-    n = len(df)
     hour = _index_column(df, schema.HOUR, 23)
     day = _index_column(df, schema.DAY, 6)
-    amount = df[schema.AMOUNT].to_numpy(dtype=np.float64)
+    amount = np.asarray(df[schema.AMOUNT], dtype=np.float64)
+    n = len(amount)
     if not (np.isfinite(amount) & (amount > 0)).all():
         raise ValueError(f"{schema.AMOUNT} must be finite and > 0")
 
@@ -508,7 +541,7 @@ def transform(df: pd.DataFrame, state: FeatureState) -> np.ndarray:
         "log_amount": np.log1p(amount),
     }
     for col, table, unknown in state._lookups:
-        codes, uniques = pd.factorize(df[col])
+        codes, uniques = _factorize(df[col])
         # Same dict as the record path; the extra last entry serves missing values (code -1).
         mapped = [table.get(v, unknown) if isinstance(v, str) else unknown for v in uniques]
         mapped.append(unknown)
@@ -517,7 +550,7 @@ def transform(df: pd.DataFrame, state: FeatureState) -> np.ndarray:
         cols[f"{col}_fraud_rate"] = lookup[codes, 1]
     if history:
         for name in history:
-            cols[name] = df[name].to_numpy(dtype=np.float64)
+            cols[name] = np.asarray(df[name], dtype=np.float64)
         avg = cols["user_avg_amount"]
         denom = np.maximum(cols["user_std_amount"], state._floor)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -610,7 +643,7 @@ def transform_record(
             raise ValueError(f"missing field '{col}'") from None
         hit = table.get(value) if isinstance(value, str) else None
         if hit is None:
-            warnings.append(f"{col}: value {value!r} was not seen in training; using unknown")
+            warnings.append(_unknown_warning(col, value))
             hit = unknown
         values += hit
     if state._history_plan:
@@ -626,3 +659,35 @@ def transform_record(
     if state._keep is not None:
         vector = vector[state._keep]
     return vector, warnings
+
+
+def _unknown_warning(col: str, value: Any) -> str:
+    return f"{col}: value {value!r} was not seen in training; using unknown"
+
+
+def transform_records(
+    records: Sequence[Mapping[str, Any]], state: FeatureState
+) -> tuple[np.ndarray, list[list[str]]]:
+    """Many validated records -> (``transform`` of their columns, warnings per record).
+
+    Row ``i`` equals ``transform_record(records[i], state)`` bit for bit (absent history takes
+    the same defaults, unknown categories the same warnings), at batch speed: one ``transform``
+    over column lists instead of a Python pass per record. Raises ValueError when a required
+    field is missing or invalid anywhere (validate records first).
+    """
+    columns: dict[str, list[Any]] = {}
+    for name in RECORD_FIELDS:
+        try:
+            columns[name] = [record[name] for record in records]
+        except KeyError:
+            raise ValueError(f"missing field '{name}'") from None
+    for name, default in state._history_plan:
+        columns[name] = [
+            default if (value := record.get(name)) is None else value for record in records
+        ]
+    warnings: list[list[str]] = [[] for _ in records]
+    for col, table, _ in state._lookups:
+        for i, value in enumerate(columns[col]):
+            if not (isinstance(value, str) and value in table):
+                warnings[i].append(_unknown_warning(col, value))
+    return transform(columns, state), warnings

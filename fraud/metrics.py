@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 RULES = ("cost", "precision")
 #: Metrics where higher is better, the only ones the gate can bound.
@@ -225,6 +224,8 @@ def evaluate(
     (floats rounded to 6 decimals) and n, positives, tp, fp, fn, tn (ints). Precision is 0.0
     when nothing is flagged.
     """
+    from sklearn.metrics import average_precision_score, roc_auc_score  # training-side only
+
     cfg.check()
     y, s = _check_inputs(y_true, scores)
     threshold = _check_threshold(threshold)

@@ -15,6 +15,7 @@ import numpy as np
 
 from fraud.config import ConfigError, parse_section
 from fraud.metrics import ThresholdConfig
+from fraud.treeeval import XGBoostModel
 
 
 @dataclass
@@ -165,7 +166,8 @@ def _fit_xgboost(
     positive_weight: float,
     seed: int,
 ) -> tuple[Any, dict[str, Any]]:
-    """Train a Booster with early stopping on valid PR-AUC, truncated to its best iteration."""
+    """Train a Booster with early stopping on valid PR-AUC, truncated to its best iteration,
+    and keep it as an ``XGBoostModel`` (its bytes plus compiled trees)."""
     import xgboost as xgb
 
     dtrain = xgb.QuantileDMatrix(x_train, label=y_train, max_bin=cfg.max_bin)
@@ -194,23 +196,23 @@ def _fit_xgboost(
         verbose_eval=False,
     )
     best = int(booster.best_iteration)
-    booster = booster[: best + 1]
-    # One thread for scoring: a second thread only adds latency for small requests.
-    booster.set_param({"nthread": 1})
-    return booster, {"best_iteration": best, "rounds": best + 1}
+    return XGBoostModel.from_booster(booster[: best + 1]), {
+        "best_iteration": best,
+        "rounds": best + 1,
+    }
 
 
 def predict_proba(estimator: Any, x: np.ndarray) -> np.ndarray:
     """Fraud probability for each row of ``x`` (float64, shape ``(n,)``)."""
-    if hasattr(estimator, "inplace_predict"):
-        return np.asarray(estimator.inplace_predict(x), dtype="float64")
+    if isinstance(estimator, XGBoostModel):
+        return estimator.predict_proba(x)
     return np.asarray(estimator.predict_proba(x)[:, 1], dtype="float64")
 
 
 def feature_importance(estimator: Any, feature_names: list[str]) -> dict[str, float]:
     """Importance per feature, normalised to sum to 1 (gain for XGBoost, |coef| for LR)."""
-    if hasattr(estimator, "get_score"):
-        scores = estimator.get_score(importance_type="total_gain")
+    if isinstance(estimator, XGBoostModel):
+        scores = estimator.booster().get_score(importance_type="total_gain")
         raw = np.array([scores.get(f"f{i}", 0.0) for i in range(len(feature_names))])
     elif hasattr(estimator, "feature_importances_"):
         raw = np.asarray(estimator.feature_importances_, dtype="float64")

@@ -440,7 +440,7 @@ def test_scorer_contributions_sum_to_margin(scorer: Scorer) -> None:
     assert np.max(np.abs(probabilities - scorer.artifact.predict_proba(x))) < 1e-6
     import xgboost
 
-    full = scorer.artifact.estimator.predict(
+    full = scorer.artifact.estimator.booster().predict(
         xgboost.DMatrix(x), pred_contribs=True, approx_contribs=True
     )
     margin = np.log(probabilities / (1 - probabilities))
@@ -450,7 +450,12 @@ def test_scorer_contributions_sum_to_margin(scorer: Scorer) -> None:
 def test_scorer_non_xgboost_gives_no_reasons(scorer: Scorer) -> None:
     from dataclasses import replace
 
-    artifact = replace(scorer.artifact, kind="logistic_regression")
+    class Opaque:  # an estimator without contributions, scoring like the real model
+        def predict_proba(self, x: np.ndarray) -> np.ndarray:
+            p = scorer.artifact.estimator.predict_proba(x)
+            return np.column_stack([1 - p, p])
+
+    artifact = replace(scorer.artifact, kind="logistic_regression", estimator=Opaque())
     other = Scorer(artifact, scorer.manifest)
     result = other.score_record(VALID)
     assert result["reasons"] == []

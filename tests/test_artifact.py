@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,7 @@ import pandas as pd
 import pytest
 
 from fraud.artifact import (
+    ARTIFACT_FORMAT,
     ArtifactError,
     ModelArtifact,
     check_versions,
@@ -27,6 +30,17 @@ from fraud.train import (
     XGBoostConfig,
     fit_model,
 )
+from tests.conftest import REPO
+
+RECORD = {
+    "amount": 42.0,
+    "merchant_category": "grocery",
+    "transaction_type": "online",
+    "location": "Chicago",
+    "device_type": "mobile",
+    "hour_of_day": 3,
+    "day_of_week": 6,
+}
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +108,16 @@ def test_corrupt_artifact_with_matching_hash_is_refused(tmp_path: Path) -> None:
     import hashlib
 
     digest = hashlib.sha256(b"not a joblib file").hexdigest()
-    manifest.write_text(json.dumps({"sha256": digest, "library_versions": library_versions()}))
+    manifest.write_text(
+        json.dumps(
+            {
+                "sha256": digest,
+                "format": ARTIFACT_FORMAT,
+                "kind": "xgboost",
+                "library_versions": library_versions(),
+            }
+        )
+    )
     with pytest.raises(ArtifactError, match="is corrupt"):
         load_artifact(path, manifest)
 
@@ -121,23 +144,62 @@ def test_manifest_that_is_not_json_is_refused(artifact: ModelArtifact, tmp_path:
 def test_version_mismatch_is_refused(artifact: ModelArtifact, tmp_path: Path) -> None:
     path, manifest_path = tmp_path / "m.joblib", tmp_path / "manifest.json"
     manifest = save_artifact(artifact, path, manifest_path)
-    manifest["library_versions"]["scikit-learn"] = "0.24.2"
+    manifest["library_versions"]["numpy"] = "1.26.4"
     manifest_path.write_text(json.dumps(manifest))
-    with pytest.raises(ArtifactError, match=r"incompatible: scikit-learn .* built with 0\.24\.2"):
+    with pytest.raises(ArtifactError, match=r"incompatible: numpy .* built with 1\.26\.4"):
+        load_artifact(path, manifest_path)
+
+
+def test_older_artifact_format_is_refused(artifact: ModelArtifact, tmp_path: Path) -> None:
+    path, manifest_path = tmp_path / "m.joblib", tmp_path / "manifest.json"
+    manifest = save_artifact(artifact, path, manifest_path)
+    manifest["format"] = 1
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match=r"manifest\.json is format 1; .*\(make retrain\)"):
         load_artifact(path, manifest_path)
 
 
 @pytest.mark.parametrize(
-    ("recorded", "problems"),
+    ("kind", "recorded", "problems"),
     [
-        ({"xgboost": "3.2.1", "numpy": "2.4.0"}, 0),
-        ({"xgboost": "2.1.0"}, 1),
-        ({"numpy": "1.26.4", "scikit-learn": "1.5.0"}, 2),
+        # XGBoost artifacts score with compiled numpy trees: only numpy matters.
+        ("xgboost", {"xgboost": "2.1.0", "numpy": "2.4.0", "scikit-learn": "1.0.0"}, 0),
+        ("xgboost", {"numpy": "1.26.4"}, 1),
+        ("random_forest", {"numpy": "1.26.4", "scikit-learn": "1.5.0"}, 2),
+        ("logistic_regression", {"numpy": "2.4.1", "scikit-learn": "1.9.0"}, 0),
     ],
 )
-def test_check_versions_compares_major_minor(recorded: dict, problems: int) -> None:
+def test_check_versions_compares_major_minor(kind: str, recorded: dict, problems: int) -> None:
     installed = {"xgboost": "3.2.0", "numpy": "2.4.6", "scikit-learn": "1.9.1"}
-    assert len(check_versions(recorded, installed)) == problems
+    assert len(check_versions(recorded, installed, kind)) == problems
+
+
+def test_missing_library_is_named() -> None:
+    problems = check_versions({"scikit-learn": "1.9.1"}, {"numpy": "2.4.6"}, "random_forest")
+    assert problems == ["scikit-learn is not installed, artifact built with 1.9.1"]
+
+
+def test_loading_an_xgboost_artifact_imports_neither_xgboost_nor_pandas(
+    artifact: ModelArtifact, tmp_path: Path
+) -> None:
+    """What a serving worker pays for: numpy and the compiled trees, not ~200 MB of libraries."""
+    save_artifact(artifact, tmp_path / "m.joblib", tmp_path / "manifest.json")
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from fraud.artifact import load_artifact\n"
+        "from fraud.scoring import Scorer\n"
+        f"a, m = load_artifact(Path({str(tmp_path / 'm.joblib')!r}), "
+        f"Path({str(tmp_path / 'manifest.json')!r}))\n"
+        "print(Scorer(a, m).score_records([" + repr(RECORD) + "])[0]['fraud_probability'])\n"
+        "print(sorted({n.split('.')[0] for n in sys.modules} & "
+        "{'xgboost', 'pandas', 'sklearn', 'scipy', 'pyarrow'}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    assert 0.0 < float(out[0]) < 1.0
+    assert out[1] == "[]"
 
 
 def test_logistic_regression_handles_missing_history(tmp_path: Path) -> None:

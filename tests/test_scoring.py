@@ -41,7 +41,7 @@ def test_single_batch_and_xgboost_agree_on_every_row(
     batch = scorer.score_records(records)
     assert [s["fraud_probability"] for s in singles] == [b["fraud_probability"] for b in batch]
     assert [s["reasons"] for s in singles] == [b["reasons"] for b in batch]
-    reference = scorer.artifact.predict_proba(x_batch)  # XGBoost's own inplace_predict
+    reference = scorer.artifact.estimator.booster().inplace_predict(x_batch)  # XGBoost's own
     single = np.array([s["fraud_probability"] for s in singles])
     assert np.max(np.abs(single - reference)) < 1e-6
     flagged = single >= scorer.threshold

@@ -251,8 +251,9 @@ def test_production_model_parity() -> None:
     from fraud.generate import DataConfig, generate_transactions
 
     artifact, _ = load_artifact(REPO / "models/fraud_model.joblib", REPO / "models/manifest.json")
-    booster = artifact.estimator
-    compiled = compile_booster(booster)
+    booster = artifact.estimator.booster()
+    compiled = artifact.estimator.trees
+    np.testing.assert_array_equal(compile_booster(booster).threshold, compiled.threshold)
     state = artifact.feature_state
     df = generate_transactions(DataConfig(n_transactions=400, n_users=40, days=10), seed=1)
     df = pd.concat([df, compute_history(df, state.config.windows)], axis=1)
