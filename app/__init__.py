@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,12 +36,29 @@ DEFAULTS: dict[str, tuple[Any, type]] = {
 logger = logging.getLogger(__name__)
 
 
+class OrjsonProvider(DefaultJSONProvider):
+    """Flask's JSON through orjson: ~10x faster on batch responses; keys keep their order."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        return orjson.dumps(obj, default=self.default).decode()
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return orjson.loads(s)
+
+    def response(self, *args: Any, **kwargs: Any) -> Any:
+        obj = self._prepare_response_obj(args, kwargs)
+        return self._app.response_class(
+            orjson.dumps(obj, default=self.default), mimetype=self.mimetype
+        )
+
+
 @dataclass
 class ServiceState:
     """What the blueprint needs at request time, stored in ``app.extensions["fraud"]``."""
 
     scorer: Any
     fields: dict[str, Any]
+    validate: Any
     metrics: Any
     manifest: dict[str, Any]
     started: float
@@ -99,14 +118,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """
     from app.api import bp, register_error_handlers
     from app.metrics import Metrics
-    from app.schemas import transaction_fields
+    from app.schemas import TransactionValidator, transaction_fields
     from fraud.artifact import load_artifact
     from fraud.scoring import RiskBands, Scorer
 
     settings = resolve_config(config)
     app = Flask(__name__)
+    app.json = OrjsonProvider(app)
     app.config.update(settings)
-    app.json.sort_keys = False
 
     artifact, manifest = load_artifact(settings["MODEL_PATH"], settings["MANIFEST_PATH"])
     check_features_file(settings["FEATURES_PATH"], artifact.feature_names)
@@ -116,9 +135,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         bands=RiskBands(float(settings["RISK_MEDIUM"]), float(settings["RISK_HIGH"])),
         top_k=int(settings["TOP_REASONS"]),
     )
+    fields = transaction_fields(artifact.feature_state.history_columns)
     app.extensions["fraud"] = ServiceState(
         scorer=scorer,
-        fields=transaction_fields(artifact.feature_state.history_columns),
+        fields=fields,
+        validate=TransactionValidator(fields),
         metrics=Metrics(),
         manifest=manifest,
         started=time.time(),

@@ -9,10 +9,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from app.schemas import openapi_document, sample_transaction, validate_transaction
+from app.schemas import openapi_document, sample_transaction
 
 bp = Blueprint("fraud", __name__)
 logger = logging.getLogger(__name__)
@@ -52,20 +53,28 @@ def _json_body() -> Any:
     if not raw.strip():
         raise ApiError(400, "bad_request", "request body is empty")
     try:
+        return orjson.loads(raw)  # fast and strict: NaN/Infinity are not JSON
+    except orjson.JSONDecodeError:
+        pass
+    # The standard library words the error, and takes valid JSON orjson refuses (integers
+    # beyond 64 bits, lone surrogate escapes, deep nesting) so validation can name the field.
+    try:
         return json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, "bad_request", f"malformed JSON: {str(exc)[:200]}") from None
 
 
-def _prediction(result: dict[str, Any], record: dict[str, Any], warnings: list[str]) -> dict:
+def _prediction(
+    result: dict[str, Any], record: dict[str, Any], warnings: list[str], now: str, version: str
+) -> dict:
     """The response entry of one scored transaction."""
     out: dict[str, Any] = {
         "fraud_probability": result["fraud_probability"],
         "is_fraud": bool(result["is_fraud"]),
         "risk_level": result["risk_level"],
         "prediction_id": uuid.uuid4().hex,
-        "timestamp": _now(),
-        "model_version": _state().scorer.version,
+        "timestamp": now,
+        "model_version": version,
         "reasons": result["reasons"],
         "warnings": [*warnings, *result["warnings"]],
     }
@@ -98,12 +107,12 @@ def predict() -> Response:
     """Score one transaction."""
     started = time.perf_counter()
     state = _state()
-    record, warnings, errors = validate_transaction(_json_body(), state.fields)
+    record, warnings, errors = state.validate(_json_body())
     if errors:
         raise ApiError(422, "validation_error", "invalid transaction", errors)
     result = state.scorer.score_record(record)
     _observe([result])
-    out = _prediction(result, record, warnings)
+    out = _prediction(result, record, warnings, _now(), state.scorer.version)
     out["processing_time_ms"] = round((time.perf_counter() - started) * 1000, 3)
     return jsonify(out)
 
@@ -137,15 +146,16 @@ def predict_batch() -> Response:
     results: list[dict[str, Any] | None] = [None] * len(items)
     valid: list[tuple[int, dict[str, Any], list[str]]] = []
     for i, item in enumerate(items):
-        record, warnings, errors = validate_transaction(item, state.fields)
+        record, warnings, errors = state.validate(item)
         if errors:
             results[i] = {"index": i, "errors": errors}
         else:
             valid.append((i, record, warnings))
     scored = state.scorer.score_records([record for _, record, _ in valid])
     _observe(scored)
+    now, version = _now(), state.scorer.version
     for (i, record, warnings), result in zip(valid, scored, strict=True):
-        results[i] = {"index": i, **_prediction(result, record, warnings)}
+        results[i] = {"index": i, **_prediction(result, record, warnings, now, version)}
     return jsonify(
         {
             "results": results,

@@ -216,51 +216,99 @@ def _error(field: str, message: str) -> dict[str, str]:
     return {"field": field, "message": message}
 
 
-def validate_transaction(
-    payload: Any, fields: Mapping[str, FieldSpec]
-) -> tuple[dict[str, Any], list[str], list[dict[str, str]]]:
-    """Validate one transaction object.
+class TransactionValidator:
+    """Validates transaction objects against field specs; one instance per app.
 
-    Returns:
-        (record for ``transform_record``, warnings, errors); errors hold one
-        ``{"field", "message"}`` per bad field and the record is meaningless when non-empty.
+    The common case (a well-typed value within bounds) is checked inline; anything else goes
+    through ``_check``, which decides and words the error, so both give the same verdicts.
     """
-    if not isinstance(payload, dict):
-        return {}, [], [_error("$", "request body must be a JSON object")]
-    record: dict[str, Any] = {}
-    errors: list[dict[str, str]] = []
-    warnings: list[str] = []
-    timestamp: datetime | None = None
-    for name, spec in fields.items():
-        value = payload.get(name)
-        if value is None:
-            continue
-        clean, message = _check(name, value, spec)
-        if message:
-            errors.append(_error(name, message))
-        elif spec.kind == TIMESTAMP:
-            timestamp = clean
-        else:
-            record[name] = clean
-    if timestamp is not None:
-        for name, derived in ((schema.HOUR, timestamp.hour), (schema.DAY, timestamp.weekday())):
-            given = record.get(name)
-            if given is not None and given != derived:
-                warnings.append(f"{name}: {given} replaced by {derived} from timestamp (UTC)")
-            record[name] = derived
-        record[schema.TIMESTAMP] = timestamp.isoformat()
-    bad = {error["field"] for error in errors}
-    for name, spec in fields.items():
-        if spec.required and name not in record and name not in bad:
-            if name in (schema.HOUR, schema.DAY) and schema.TIMESTAMP in bad:
+
+    def __init__(self, fields: Mapping[str, FieldSpec]) -> None:
+        self.fields = dict(fields)
+        self._plan = [
+            (
+                name,
+                spec.kind,
+                -math.inf if spec.minimum is None else spec.minimum,
+                math.inf if spec.maximum is None else spec.maximum,
+                spec.exclusive_minimum,
+                spec.max_length,
+                spec,
+            )
+            for name, spec in self.fields.items()
+        ]
+        self._required = [name for name, spec in self.fields.items() if spec.required]
+
+    def __call__(self, payload: Any) -> tuple[dict[str, Any], list[str], list[dict[str, str]]]:
+        """Validate one transaction object.
+
+        Returns:
+            (record for ``transform_record``, warnings, errors); errors hold one
+            ``{"field", "message"}`` per bad field and the record is meaningless when non-empty.
+        """
+        if not isinstance(payload, dict):
+            return {}, [], [_error("$", "request body must be a JSON object")]
+        record: dict[str, Any] = {}
+        errors: list[dict[str, str]] = []
+        warnings: list[str] = []
+        timestamp: datetime | None = None
+        isfinite, bad_character = math.isfinite, _BAD_CHARACTER.search
+        for name, kind, low, high, exclusive, max_length, spec in self._plan:
+            value = payload.get(name)
+            if value is None:
                 continue
-            errors.append(_error(name, "is required"))
-    unknown = [name for name in payload if name not in fields]
-    if unknown:
-        listed = [name[:40] for name in unknown[:MAX_LISTED_UNKNOWN]]
-        more = f" (+{len(unknown) - len(listed)} more)" if len(unknown) > len(listed) else ""
-        warnings.append(f"ignored unknown field(s): {', '.join(listed)}{more}")
-    return record, warnings, errors
+            t = type(value)
+            if kind is NUMBER:
+                if (t is int or (t is float and isfinite(value))) and (
+                    (value > low if exclusive else value >= low) and value <= high
+                ):
+                    record[name] = value
+                    continue
+            elif kind is INTEGER:
+                if t is int and (value > low if exclusive else value >= low) and value <= high:
+                    record[name] = value
+                    continue
+            elif kind is STRING:
+                if (
+                    t is str
+                    and 0 < len(value) <= max_length
+                    and not value.isspace()
+                    and bad_character(value) is None
+                ):
+                    record[name] = value
+                    continue
+            elif kind is FLAG and t is bool:
+                record[name] = int(value)
+                continue
+            clean, message = _check(name, value, spec)
+            if message:
+                errors.append(_error(name, message))
+            elif kind is TIMESTAMP:
+                timestamp = clean
+            else:
+                record[name] = clean
+        if timestamp is not None:
+            for name, derived in (
+                (schema.HOUR, timestamp.hour),
+                (schema.DAY, timestamp.weekday()),
+            ):
+                given = record.get(name)
+                if given is not None and given != derived:
+                    warnings.append(f"{name}: {given} replaced by {derived} from timestamp (UTC)")
+                record[name] = derived
+            record[schema.TIMESTAMP] = timestamp.isoformat()
+        bad = {error["field"] for error in errors}
+        for name in self._required:
+            if name not in record and name not in bad:
+                if name in (schema.HOUR, schema.DAY) and schema.TIMESTAMP in bad:
+                    continue
+                errors.append(_error(name, "is required"))
+        unknown = [name for name in payload if name not in self.fields]
+        if unknown:
+            listed = [name[:40] for name in unknown[:MAX_LISTED_UNKNOWN]]
+            more = f" (+{len(unknown) - len(listed)} more)" if len(unknown) > len(listed) else ""
+            warnings.append(f"ignored unknown field(s): {', '.join(listed)}{more}")
+        return record, warnings, errors
 
 
 def sample_transaction(fields: Mapping[str, FieldSpec]) -> dict[str, Any]:

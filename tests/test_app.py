@@ -16,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import REPO_ROOT, create_app
-from app.schemas import required_fields, validate_transaction
+from app.schemas import TransactionValidator, required_fields
 from fraud.artifact import ArtifactError
 from fraud.features import transform_record
 from fraud.scoring import RiskBands, Scorer
@@ -410,7 +410,7 @@ def test_openapi_from_validator_schema(client: FlaskClient) -> None:
 
 def test_sample_transaction_is_valid(client: FlaskClient) -> None:
     sample = client.get("/sample-transaction").get_json()
-    _, warnings, errors = validate_transaction(sample, scorer_fields(client))
+    _, warnings, errors = TransactionValidator(scorer_fields(client))(sample)
     assert errors == []
     assert warnings == []
     assert client.post("/predict", json=sample).status_code == 200
