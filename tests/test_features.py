@@ -28,6 +28,7 @@ from fraud.features import (
     history_defaults,
     transform,
     transform_record,
+    transform_records,
 )
 
 T0 = pd.Timestamp("2024-03-01 00:00:00", tz="UTC")
@@ -454,6 +455,28 @@ def test_record_path_matches_batch_exactly(
         np.testing.assert_array_equal(vector, x[i])
         n_unknown += len(warnings)
     assert n_unknown == int((full["location"] == "Atlantis").sum()) > 0
+
+
+def test_records_path_matches_record_path_with_absent_history_and_unknowns(
+    fitted: tuple[pd.DataFrame, FeatureState, np.ndarray],
+) -> None:
+    """transform_records (serving's batch path) = transform_record row by row, warnings too."""
+    full, state, x = fitted
+    records = full.to_dict("records")
+    history = history_columns(WINDOWS)
+    for i in range(0, len(records), 5):  # some records carry no history, some null history
+        records[i] = {k: v for k, v in records[i].items() if k not in history}
+    for i in range(1, len(records), 7):
+        records[i] = {**records[i], "user_avg_amount": None, "merchant_category": None}
+    matrix, warnings = transform_records(records, state)
+    singles = [transform_record(record, state) for record in records]
+    np.testing.assert_array_equal(matrix, np.vstack([vector for vector, _ in singles]))
+    assert warnings == [w for _, w in singles]
+    assert sum(map(len, warnings)) > len(records) // 7
+    untouched = [i for i in range(len(records)) if i % 5 and i % 7 != 1]
+    np.testing.assert_array_equal(matrix[untouched], x[untouched])
+    with pytest.raises(ValueError, match="missing field 'amount'"):
+        transform_records([{k: v for k, v in records[2].items() if k != "amount"}], state)
 
 
 def test_record_without_history_equals_a_first_ever_transaction(
