@@ -39,6 +39,7 @@ class FieldSpec:
     exclusive_minimum: bool = False
     max_length: int = MAX_STRING
     example: Any = None
+    history: bool = False  # a user-history feature the model reads
 
     def openapi(self) -> dict[str, Any]:
         """This field as an OpenAPI 3.0 schema object."""
@@ -65,16 +66,39 @@ class FieldSpec:
         return out
 
 
+#: Examples of a returning user's history (the sample request carries all history or none).
+_HISTORY_EXAMPLES = {
+    "user_transaction_count": 42,
+    "user_avg_amount": 80.0,
+    "user_std_amount": 35.0,
+    "seconds_since_last_transaction": 7200.0,
+}
+
+
 def _history_spec(name: str) -> FieldSpec:
     """The spec of a user-history field, from its name."""
     if name.startswith("is_new_"):
         what = name.removeprefix("is_new_").replace("_", " ")
-        return FieldSpec(FLAG, f"1 when this user has not used this {what} before", example=0)
+        return FieldSpec(
+            FLAG, f"1 when this user has not used this {what} before", example=0, history=True
+        )
     if name == "user_transaction_count" or name.startswith("user_txn_count_"):
         return FieldSpec(
-            INTEGER, f"User history: {name} (prior transactions)", minimum=0, maximum=MAX_HISTORY
+            INTEGER,
+            f"User history: {name} (prior transactions)",
+            minimum=0,
+            maximum=MAX_HISTORY,
+            example=_HISTORY_EXAMPLES.get(name, 2),
+            history=True,
         )
-    return FieldSpec(NUMBER, f"User history: {name}", minimum=0, maximum=MAX_HISTORY)
+    return FieldSpec(
+        NUMBER,
+        f"User history: {name}",
+        minimum=0,
+        maximum=MAX_HISTORY,
+        example=_HISTORY_EXAMPLES.get(name, 160.0),
+        history=True,
+    )
 
 
 def transaction_fields(history_columns: Iterable[str]) -> dict[str, FieldSpec]:
@@ -238,6 +262,7 @@ class TransactionValidator:
             for name, spec in self.fields.items()
         ]
         self._required = [name for name, spec in self.fields.items() if spec.required]
+        self._history = [name for name, spec in self.fields.items() if spec.history]
 
     def __call__(self, payload: Any) -> tuple[dict[str, Any], list[str], list[dict[str, str]]]:
         """Validate one transaction object.
@@ -303,6 +328,13 @@ class TransactionValidator:
                 if name in (schema.HOUR, schema.DAY) and schema.TIMESTAMP in bad:
                     continue
                 errors.append(_error(name, "is required"))
+        given = [name for name in self._history if name in record]
+        if given and len(given) < len(self._history):
+            absent = [name for name in self._history if name not in record]
+            warnings.append(
+                f"partial user history: {', '.join(absent)} absent, each taken as for a user "
+                "with no history; send every history field, or none"
+            )
         unknown = [name for name in payload if name not in self.fields]
         if unknown:
             listed = [name[:40] for name in unknown[:MAX_LISTED_UNKNOWN]]

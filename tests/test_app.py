@@ -42,6 +42,10 @@ VALID: dict[str, Any] = {
     "seconds_since_last_transaction": 60.0,
     "user_txn_count_1h": 3,
     "user_amount_sum_1h": 120.0,
+    "user_txn_count_24h": 5,
+    "user_amount_sum_24h": 260.0,
+    "user_txn_count_7d": 11,
+    "user_amount_sum_7d": 480.0,
     "is_new_device": True,
     "is_new_location": 1,
     "is_new_merchant_category": 0,
@@ -102,6 +106,18 @@ def test_predict_matches_artifact(client: FlaskClient, scorer: Scorer) -> None:
     contribs = [abs(r["contribution"]) for r in body["reasons"]]
     assert contribs == sorted(contribs, reverse=True)
     assert {r["feature"] for r in body["reasons"]} <= set(scorer.feature_names)
+
+
+def test_partial_history_is_scored_with_defaults_and_a_warning(client: FlaskClient) -> None:
+    partial = {k: v for k, v in VALID.items() if k not in ("user_std_amount", "user_txn_count_7d")}
+    body = client.post("/predict", json=partial).get_json()
+    assert body["warnings"] == [
+        "partial user history: user_std_amount, user_txn_count_7d absent, each taken as for a "
+        "user with no history; send every history field, or none"
+    ]
+    history = {k for k in VALID if k.startswith(("user_", "seconds_", "is_new_"))} - {"user_id"}
+    none = {k: v for k, v in VALID.items() if k not in history}
+    assert client.post("/predict", json=none).get_json()["warnings"] == []
 
 
 def test_prediction_ids_unique(client: FlaskClient) -> None:
