@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,18 +65,24 @@ def _json_body() -> Any:
 
 
 def _prediction(
-    result: dict[str, Any], record: dict[str, Any], warnings: list[str], now: str, version: str
+    result: dict[str, Any],
+    record: dict[str, Any],
+    warnings: list[str],
+    now: str,
+    version: str,
+    out: dict[str, Any] | None = None,
 ) -> dict:
-    """The response entry of one scored transaction."""
-    out: dict[str, Any] = {
+    """The response entry of one scored transaction (added to ``out`` when given)."""
+    out = {} if out is None else out
+    out |= {
         "fraud_probability": result["fraud_probability"],
         "is_fraud": bool(result["is_fraud"]),
         "risk_level": result["risk_level"],
-        "prediction_id": uuid.uuid4().hex,
+        "prediction_id": os.urandom(16).hex(),  # 128 random bits, as uuid4 but cheaper
         "timestamp": now,
         "model_version": version,
         "reasons": result["reasons"],
-        "warnings": [*warnings, *result["warnings"]],
+        "warnings": warnings + result["warnings"] if result["warnings"] else warnings,
     }
     if "transaction_id" in record:
         out["transaction_id"] = record["transaction_id"]
@@ -155,7 +161,7 @@ def predict_batch() -> Response:
     _observe(scored)
     now, version = _now(), state.scorer.version
     for (i, record, warnings), result in zip(valid, scored, strict=True):
-        results[i] = {"index": i, **_prediction(result, record, warnings, now, version)}
+        results[i] = _prediction(result, record, warnings, now, version, {"index": i})
     return jsonify(
         {
             "results": results,

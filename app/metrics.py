@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -58,9 +59,22 @@ class Metrics:
         self.latency.labels(endpoint, str(status)).observe(seconds)
 
     def observe_scores(self, probabilities: list[float], flagged: int) -> None:
-        """Record scored probabilities and how many were flagged."""
-        for probability in probabilities:
-            self.scores.observe(probability)
+        """Record scored probabilities and how many were flagged.
+
+        Equal to ``Histogram.observe`` per score, but each bucket is incremented once with its
+        count: in multiprocess mode every increment is a write to a shared file, ~3 µs, which
+        made a 1,000-transaction batch pay 3 ms. Uses the pinned prometheus-client's
+        ``_upper_bounds``/``_buckets``/``_sum`` (a test compares with ``observe``).
+        """
+        if probabilities:
+            histogram = self.scores
+            bounds = histogram._upper_bounds
+            where = np.searchsorted(bounds, probabilities, side="left")  # first bound >= score
+            counts = np.bincount(where, minlength=len(bounds))[: len(bounds)].tolist()
+            histogram._sum.inc(float(np.sum(probabilities)))
+            for bucket, count in zip(histogram._buckets, counts, strict=True):
+                if count:
+                    bucket.inc(count)
         if flagged:
             self.flagged.inc(flagged)
 

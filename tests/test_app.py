@@ -392,6 +392,33 @@ def test_metrics_count_requests(app: Flask) -> None:
     assert "fraud_flagged_transactions_total" in text
 
 
+def test_bulk_score_observation_equals_observe_per_score() -> None:
+    from prometheus_client import generate_latest
+
+    from app.metrics import SCORE_BUCKETS, Metrics
+
+    scores = [0.0, 1e-9, *SCORE_BUCKETS, 0.5, 0.73, 0.999, 0.0101]
+    bulk, single = Metrics(), Metrics()
+    bulk.observe_scores(scores, 2)
+    for score in scores:
+        single.scores.observe(score)
+    single.flagged.inc(2)
+
+    def lines(metrics: Metrics) -> list[str]:
+        text = generate_latest(metrics.registry).decode()
+        return [
+            line
+            for line in text.splitlines()
+            if line.startswith("fraud_") and "_created" not in line
+        ]
+
+    assert [line for line in lines(bulk) if "_sum" not in line] == [
+        line for line in lines(single) if "_sum" not in line
+    ]
+    assert bulk.scores._sum.get() == pytest.approx(single.scores._sum.get(), abs=1e-12)
+    assert 'fraud_score_bucket{le="0.01"} 3.0' in lines(bulk)  # le is inclusive
+
+
 def test_metrics_multiprocess_mode_aggregates_processes(tmp_path: Path) -> None:
     """Two processes write to PROMETHEUS_MULTIPROC_DIR; /metrics' renderer sums them."""
     script = (

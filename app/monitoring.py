@@ -1,0 +1,355 @@
+"""Drift monitoring in the app: a bounded prediction log and GET /monitoring/drift.
+
+``log_predictions`` appends each scored transaction (the monitored request fields, the score
+and the time; no ids, headers or secrets) to a per-process JSON-lines file. Lines are
+buffered in memory and written as whole lines at most every ``PREDICTION_LOG_FLUSH_SECONDS``
+(or 64 KiB), so workers never interleave partial lines and the hot path costs a few
+microseconds. A file rotates at ``PREDICTION_LOG_MAX_BYTES``; the directory keeps the
+``PREDICTION_LOG_MAX_FILES`` most recently written files, so disk use is bounded. An I/O
+error is logged and the records dropped: monitoring never breaks scoring.
+
+``GET /monitoring/drift`` answers 404 unless ``MONITORING_TOKEN`` is configured, 401 without
+that bearer token, else the drift report (fraud/drift.py) of the most recent
+``MONITORING_WINDOW`` records of every worker's files against the reference profile promoted
+with the served model, under the alert rule in params.yaml's ``drift`` section.
+
+Logging is on when ``PREDICTION_LOG_DIR`` or ``MONITORING_TOKEN`` is set (the directory then
+defaults to ``<tmp>/fraud-predictions``); otherwise ``log_predictions`` returns at once.
+Every setting comes from ``app.config``, else the environment, else the default below.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hmac
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+
+from fraud.drift import (
+    SCORE,
+    DriftConfig,
+    DriftError,
+    ProfileConfig,
+    check_profile,
+    columns_from_records,
+    drift_report,
+    parse_log_lines,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LOG_SUFFIX = ".jsonl"
+FLUSH_BYTES = 64 * 1024
+#: Setting -> (default, type). Relative paths are relative to the repository.
+SETTINGS: dict[str, tuple[Any, type]] = {
+    "MONITORING_TOKEN": (None, str),
+    "PREDICTION_LOG_DIR": (None, str),
+    "PREDICTION_LOG_MAX_BYTES": (8 * 1024 * 1024, int),
+    "PREDICTION_LOG_MAX_FILES": (16, int),
+    "PREDICTION_LOG_FLUSH_SECONDS": (1.0, float),
+    "MONITORING_WINDOW": (50_000, int),
+    "REFERENCE_PROFILE_PATH": ("models/reference_profile.json", str),
+    "DRIFT_PARAMS_PATH": ("params.yaml", str),
+}
+
+bp = Blueprint("monitoring", __name__)
+logger = logging.getLogger(__name__)
+
+
+def _settings(app: Flask) -> dict[str, Any]:
+    """Each setting from app.config, else the environment, else its default; typed."""
+    out: dict[str, Any] = {}
+    for key, (default, kind) in SETTINGS.items():
+        raw = app.config.get(key, os.environ.get(key, default))
+        if raw in (None, ""):
+            out[key] = None if default is None else default
+            continue
+        try:
+            out[key] = kind(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"{key}={raw!r} is not a {kind.__name__}") from None
+    for key in ("PREDICTION_LOG_MAX_BYTES", "PREDICTION_LOG_MAX_FILES", "MONITORING_WINDOW"):
+        if out[key] < 1:
+            raise ValueError(f"{key} must be >= 1, got {out[key]}")
+    for key in ("REFERENCE_PROFILE_PATH", "DRIFT_PARAMS_PATH", "PREDICTION_LOG_DIR"):
+        if out[key] is not None and not Path(out[key]).is_absolute():
+            out[key] = REPO_ROOT / out[key]
+    return out
+
+
+class PredictionLog:
+    """Buffered, size-rotated JSON-lines log of one process, in a directory shared by all."""
+
+    def __init__(
+        self,
+        directory: Path,
+        fields: Iterable[str],
+        max_bytes: int,
+        max_files: int,
+        flush_seconds: float,
+    ) -> None:
+        self.directory = Path(directory)
+        self.fields = tuple(fields)
+        self.max_bytes = max_bytes
+        self.max_files = max_files
+        self.flush_seconds = flush_seconds
+        self._lock = threading.Lock()
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._last_flush = time.monotonic()
+        self._fd: int | None = None
+        self._pid = 0
+        self._path: Path | None = None
+        self._size = 0
+        atexit.register(self.close)
+
+    def write(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Buffer one line per record; flush when due. Never raises."""
+        fields = self.fields
+        now = round(time.time(), 3)
+        try:
+            data = b"".join(
+                orjson.dumps(
+                    {
+                        **{name: r[name] for name in fields if name in r},
+                        SCORE: r[SCORE],
+                        "logged_at": now,
+                    }
+                )
+                + b"\n"
+                for r in records
+            )
+        except (KeyError, TypeError, orjson.JSONEncodeError) as exc:
+            logger.warning("prediction log: record not logged: %s", exc)
+            return
+        with self._lock:
+            self._buffer.append(data)
+            self._buffered += len(data)
+            if (
+                self._buffered >= FLUSH_BYTES
+                or time.monotonic() - self._last_flush >= self.flush_seconds
+            ):
+                self._flush_locked()
+
+    def flush(self) -> None:
+        """Write buffered lines now. Never raises."""
+        with self._lock:
+            self._flush_locked()
+
+    def close(self) -> None:
+        """Flush and close this process's file."""
+        with self._lock:
+            self._flush_locked()
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def _flush_locked(self) -> None:
+        self._last_flush = time.monotonic()
+        if not self._buffer:
+            return
+        data = b"".join(self._buffer)
+        self._buffer.clear()
+        self._buffered = 0
+        try:
+            if self._fd is None or self._pid != os.getpid() or self._size >= self.max_bytes:
+                self._open_new()
+            assert self._fd is not None
+            os.write(self._fd, data)
+            self._size += len(data)
+        except OSError as exc:
+            logger.error("prediction log: %d bytes dropped: %s", len(data), exc)
+            self._size = self.max_bytes  # start a fresh file on the next flush
+
+    def _open_new(self) -> None:
+        """Start a new file (first write, new process, or rotation) and prune old files."""
+        if self._fd is not None and self._pid == os.getpid():
+            fd, self._fd = self._fd, None
+            os.close(fd)
+        self._fd = None
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._pid = os.getpid()
+        self._path = self.directory / f"{time.time_ns():020d}-{self._pid}{LOG_SUFFIX}"
+        self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._size = 0
+        self._prune()
+
+    def _prune(self) -> None:
+        """Delete the least recently written files beyond ``max_files`` (never our own)."""
+        files = []
+        for path in self.directory.glob(f"*{LOG_SUFFIX}"):
+            try:
+                files.append((path.stat().st_mtime, path.name, path))
+            except FileNotFoundError:
+                continue
+        files.sort(reverse=True)
+        for _, _, path in files[self.max_files :]:
+            if path != self._path:
+                path.unlink(missing_ok=True)
+
+
+def read_window(directory: Path, window: int) -> list[dict]:
+    """The ``window`` most recently logged records across every process's files.
+
+    Files are read newest first; once ``window`` records are in hand, a file last written
+    before the oldest of them cannot hold a newer record, so reading stops there.
+    """
+    files = []
+    for path in Path(directory).glob(f"*{LOG_SUFFIX}"):
+        try:
+            files.append((path.stat().st_mtime, path))
+        except FileNotFoundError:
+            continue
+    files.sort(reverse=True)
+    records: list[dict] = []
+    for mtime, path in files:
+        if len(records) >= window:
+            records.sort(key=lambda r: r.get("logged_at", 0.0))
+            records = records[-window:]
+            if mtime < records[0].get("logged_at", 0.0):
+                break
+        try:
+            with open(path, "rb") as fh:
+                records += parse_log_lines(fh)[0]
+        except FileNotFoundError:
+            continue
+    records.sort(key=lambda r: r.get("logged_at", 0.0))
+    return records[-window:]
+
+
+@dataclass
+class Monitoring:
+    """What the endpoint needs, in ``app.extensions["monitoring"]``."""
+
+    settings: dict[str, Any]
+    log: PredictionLog | None
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def reference(self) -> tuple[dict, DriftConfig]:
+        """The reference profile and the drift config, read once per process."""
+        if "profile" not in self.cache:
+            import yaml
+
+            from fraud.config import parse_checked
+
+            path = self.settings["REFERENCE_PROFILE_PATH"]
+            try:
+                profile = orjson.loads(Path(path).read_bytes())
+            except FileNotFoundError:
+                raise DriftError(f"reference profile not found: {path}") from None
+            except orjson.JSONDecodeError as exc:
+                raise DriftError(f"reference profile {path} is not JSON: {exc}") from None
+            params_path = self.settings["DRIFT_PARAMS_PATH"]
+            try:
+                params = yaml.safe_load(Path(params_path).read_text()) or {}
+            except (OSError, yaml.YAMLError) as exc:
+                raise DriftError(f"cannot read the drift rule from {params_path}: {exc}") from None
+            cfg = parse_checked(params.get("drift"), DriftConfig, "drift")
+            self.cache["profile"] = check_profile(profile, f"reference profile {path}")
+            self.cache["config"] = cfg
+        return self.cache["profile"], self.cache["config"]
+
+
+def _logged_fields(profile_path: Path) -> list[str]:
+    """The fields the reference profile monitors (the configured defaults if unreadable)."""
+    try:
+        features = orjson.loads(Path(profile_path).read_bytes())["features"]
+        if isinstance(features, dict) and features:
+            return [str(name) for name in features]
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
+        pass
+    defaults = ProfileConfig()
+    return [*defaults.numeric, *defaults.categorical]
+
+
+def init_monitoring(app: Flask) -> None:
+    """Set up the prediction log (when configured) and register GET /monitoring/drift."""
+    settings = _settings(app)
+    directory = settings["PREDICTION_LOG_DIR"]
+    if directory is None and settings["MONITORING_TOKEN"]:
+        directory = Path(tempfile.gettempdir()) / "fraud-predictions"
+        settings["PREDICTION_LOG_DIR"] = directory
+    log = None
+    if directory is not None:
+        log = PredictionLog(
+            directory,
+            _logged_fields(settings["REFERENCE_PROFILE_PATH"]),
+            settings["PREDICTION_LOG_MAX_BYTES"],
+            settings["PREDICTION_LOG_MAX_FILES"],
+            settings["PREDICTION_LOG_FLUSH_SECONDS"],
+        )
+    app.extensions["monitoring"] = Monitoring(settings, log)
+    app.register_blueprint(bp)
+
+
+def log_predictions(app: Flask, records: list[dict]) -> None:
+    """Append scored records (validated request fields + fraud_probability); never raises."""
+    monitoring = app.extensions.get("monitoring")
+    if monitoring is not None and monitoring.log is not None and records:
+        monitoring.log.write(records)
+
+
+def _error(status: int, error: str, message: str) -> tuple[Response, int]:
+    return jsonify({"error": error, "message": message}), status
+
+
+def _authorized(token: str) -> bool:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
+
+
+@bp.get("/monitoring/drift")
+def drift() -> tuple[Response, int]:
+    """The drift report of the most recent window of predictions across all workers."""
+    monitoring: Monitoring = current_app.extensions["monitoring"]
+    token = monitoring.settings["MONITORING_TOKEN"]
+    if not token:
+        return _error(404, "not_found", "monitoring is disabled (no MONITORING_TOKEN)")
+    if not _authorized(token):
+        response, status = _error(401, "unauthorized", "a valid bearer token is required")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="monitoring"'
+        return response, status
+    try:
+        profile, cfg = monitoring.reference()
+    except ValueError as exc:
+        logger.error("monitoring unavailable: %s", exc)
+        return _error(503, "monitoring_unavailable", str(exc))
+    served = getattr(current_app.extensions.get("fraud"), "manifest", {}).get("sha256")
+    built_for = profile.get("model", {}).get("sha256")
+    if served is not None and served != built_for:
+        return _error(
+            409,
+            "reference_mismatch",
+            f"the reference profile was built for model {built_for!r}, the app serves "
+            f"{served!r}: deploy the profile promoted with the served model",
+        )
+    if monitoring.log is not None:
+        monitoring.log.flush()
+    window = monitoring.settings["MONITORING_WINDOW"]
+    directory = monitoring.settings["PREDICTION_LOG_DIR"]
+    records = read_window(directory, window) if directory is not None else []
+    columns = columns_from_records(records, [*profile["features"], SCORE])
+    scores = columns.pop(SCORE, None)
+    try:
+        report = drift_report(
+            profile,
+            columns,
+            cfg.rule,
+            scores=scores,
+            source=f"the app's last {len(records):,} predictions (window {window:,})",
+        )
+    except DriftError as exc:
+        logger.error("drift report failed: %s", exc)
+        return _error(500, "drift_error", str(exc))
+    return jsonify(report), 200
