@@ -249,9 +249,8 @@ class TransactionValidator:
 
     def __init__(self, fields: Mapping[str, FieldSpec]) -> None:
         self.fields = dict(fields)
-        self._plan = [
-            (
-                name,
+        self._plan = {
+            name: (
                 spec.kind,
                 -math.inf if spec.minimum is None else spec.minimum,
                 math.inf if spec.maximum is None else spec.maximum,
@@ -260,7 +259,8 @@ class TransactionValidator:
                 spec,
             )
             for name, spec in self.fields.items()
-        ]
+        }
+        self._position = {name: i for i, name in enumerate(self.fields)}
         self._required = [name for name, spec in self.fields.items() if spec.required]
         self._history = [name for name, spec in self.fields.items() if spec.history]
 
@@ -269,19 +269,25 @@ class TransactionValidator:
 
         Returns:
             (record for ``transform_record``, warnings, errors); errors hold one
-            ``{"field", "message"}`` per bad field and the record is meaningless when non-empty.
+            ``{"field", "message"}`` per bad field, in field order, and the record is
+            meaningless when non-empty.
         """
         if not isinstance(payload, dict):
             return {}, [], [_error("$", "request body must be a JSON object")]
         record: dict[str, Any] = {}
         errors: list[dict[str, str]] = []
         warnings: list[str] = []
+        unknown: list[str] = []
         timestamp: datetime | None = None
-        isfinite, bad_character = math.isfinite, _BAD_CHARACTER.search
-        for name, kind, low, high, exclusive, max_length, spec in self._plan:
-            value = payload.get(name)
+        isfinite, bad_character, plan = math.isfinite, _BAD_CHARACTER.search, self._plan
+        for name, value in payload.items():
+            entry = plan.get(name)
+            if entry is None:
+                unknown.append(name)
+                continue
             if value is None:
                 continue
+            kind, low, high, exclusive, max_length, spec = entry
             t = type(value)
             if kind is NUMBER:
                 if (t is int or (t is float and isfinite(value))) and (
@@ -312,6 +318,8 @@ class TransactionValidator:
                 timestamp = clean
             else:
                 record[name] = clean
+        if len(errors) > 1:
+            errors.sort(key=lambda error: self._position[error["field"]])
         if timestamp is not None:
             for name, derived in (
                 (schema.HOUR, timestamp.hour),
@@ -335,7 +343,6 @@ class TransactionValidator:
                 f"partial user history: {', '.join(absent)} absent, each taken as for a user "
                 "with no history; send every history field, or none"
             )
-        unknown = [name for name in payload if name not in self.fields]
         if unknown:
             listed = [name[:40] for name in unknown[:MAX_LISTED_UNKNOWN]]
             more = f" (+{len(unknown) - len(listed)} more)" if len(unknown) > len(listed) else ""
