@@ -198,7 +198,7 @@ class PredictionLog:
 
 
 def read_window(directory: Path, window: int) -> list[dict]:
-    """The ``window`` most recently logged records across every process's files.
+    """The ``window`` most recently logged records across every process's files, oldest first.
 
     Files are read newest first; once ``window`` records are in hand, a file last written
     before the oldest of them cannot hold a newer record, so reading stops there.
@@ -206,22 +206,27 @@ def read_window(directory: Path, window: int) -> list[dict]:
     files = []
     for path in Path(directory).glob(f"*{LOG_SUFFIX}"):
         try:
-            files.append((path.stat().st_mtime, path))
+            files.append((path.stat().st_mtime, path.name, path))
         except FileNotFoundError:
             continue
     files.sort(reverse=True)
-    records: list[dict] = []
-    for mtime, path in files:
-        if len(records) >= window:
-            records.sort(key=lambda r: r.get("logged_at", 0.0))
-            records = records[-window:]
-            if mtime < records[0].get("logged_at", 0.0):
+    parts: list[list[dict]] = []
+    count = 0
+    for mtime, _, path in files:
+        if count >= window:
+            newest = sorted(r.get("logged_at", 0.0) for part in parts for r in part)
+            cutoff = newest[-window]
+            if mtime < cutoff:
                 break
         try:
             with open(path, "rb") as fh:
-                records += parse_log_lines(fh)[0]
+                part = parse_log_lines(fh)[0]
         except FileNotFoundError:
             continue
+        parts.append(part)
+        count += len(part)
+    # Oldest file first, then a stable sort by time: ties keep each file's own order.
+    records = [r for part in reversed(parts) for r in part]
     records.sort(key=lambda r: r.get("logged_at", 0.0))
     return records[-window:]
 

@@ -1,8 +1,8 @@
 """Stage evaluate: out-of-time test metrics, DVC plots, the quality gate, and promotion.
 
 Only a candidate that passes the gate is copied into models/ (artifact first, then its
-manifest, each atomically). A failing gate exits 1 naming every failing metric with its value
-and bound, and models/ keeps the previous model.
+manifest, then its drift reference profile, each atomically). A failing gate exits 1 naming
+every failing metric with its value and bound, and models/ keeps the previous model.
 """
 
 from __future__ import annotations
@@ -36,6 +36,22 @@ def read_baseline(path: Path) -> dict[str, float] | None:
     return metrics
 
 
+def read_profile(path: Path, sha256: str) -> bytes:
+    """The drift reference profile's bytes, refused unless it was built for ``sha256``."""
+    data = Path(path).read_bytes()
+    try:
+        model = json.loads(data).get("model", {})
+    except (ValueError, AttributeError) as exc:
+        raise ValueError(f"reference profile {path} is not a JSON object: {exc}") from None
+    if not isinstance(model, dict) or model.get("sha256") != sha256:
+        built_for = model.get("sha256") if isinstance(model, dict) else None
+        raise ValueError(
+            f"reference profile {path} was built for model {built_for!r}, "
+            f"not the candidate {sha256!r}"
+        )
+    return data
+
+
 def main(argv: list[str] | None = None) -> int:
     """Evaluate the candidate on test, write metrics/plots/gate report, promote if it passes."""
     args = parser(
@@ -50,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             "plots": "directory for DVC plot data",
             "promote_model": "promoted artifact path under models/",
             "promote_manifest": "promoted manifest path under models/",
+            "profile": "candidate drift reference profile",
+            "promote_profile": "promoted reference profile path under models/",
         },
     ).parse_args(argv)
     params = load_params(["train", "gate"], args.params)
@@ -92,9 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     data = args.model.read_bytes()
     if sha256_bytes(data) != manifest["sha256"]:
         raise ValueError(f"{args.model} changed while it was being evaluated")
+    profile = read_profile(args.profile, manifest["sha256"])
     promoted = dict(manifest, artifact=args.promote_model.name, test_metrics=metrics, gate=report)
     atomic_write_bytes(args.promote_model, data)
     atomic_write_bytes(args.promote_manifest, dump_json(promoted))
+    atomic_write_bytes(args.promote_profile, profile)
     print(
         f"gate: passed - test pr_auc {metrics['pr_auc']:.4f} roc_auc {metrics['roc_auc']:.4f} "
         f"recall@1%fpr {metrics['recall_at_1pct_fpr']:.4f}; promoted to {args.promote_model}"

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fraud.config import BaseConfig, ConfigError, DeployConfig, parse_checked
+from fraud.drift import DriftConfig, ProfileConfig
 from fraud.features import FeatureConfig
 from fraud.generate import DataConfig
 from fraud.metrics import GateConfig
@@ -25,6 +26,8 @@ SCHEMAS: dict[str, type] = {
     "train": TrainConfig,
     "gate": GateConfig,
     "deploy": DeployConfig,
+    "drift_profile": ProfileConfig,
+    "drift": DriftConfig,
 }
 
 

@@ -1,7 +1,9 @@
 """Stage train: fit the configured model, choose the threshold on valid, write the candidate.
 
-The candidate artifact (estimator + fitted feature state + threshold + metadata) and its
-manifest go to the DVC cache; the evaluate stage gates them before anything reaches models/.
+The candidate artifact (estimator + fitted feature state + threshold + metadata), its
+manifest and its drift reference profile (raw request fields of the train split, model scores
+on valid, tied to the artifact's sha256) go to the DVC cache; the evaluate stage gates them
+before anything reaches models/.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pandas as pd
 from fraud import schema
 from fraud.artifact import ModelArtifact, params_hash, save_artifact
 from fraud.config import BaseConfig, parse_checked
+from fraud.drift import ProfileConfig, build_profile
 from fraud.files import sha256_file
 from fraud.metrics import choose_threshold, evaluate
 from fraud.train import TrainConfig, fit_model, parse_model_config, predict_proba
@@ -41,12 +44,15 @@ def main(argv: list[str] | None = None) -> int:
             "model": "candidate model artifact (joblib)",
             "manifest": "candidate manifest JSON",
             "summary": "training summary JSON",
+            "raw_train": "train split of raw transactions (for the drift reference profile)",
+            "profile": "candidate drift reference profile JSON",
         },
     ).parse_args(argv)
-    params = load_params(["base", "model", "train"], args.params)
+    params = load_params(["base", "model", "train", "drift_profile"], args.params)
     base = parse_checked(params["base"], BaseConfig, "base")
     model_cfg = parse_model_config(params["model"])
     train_cfg = parse_checked(params["train"], TrainConfig, "train")
+    profile_cfg = parse_checked(params["drift_profile"], ProfileConfig, "drift_profile")
     state = joblib.load(args.state)
     x_train, y_train = xy(read_parquet(args.train), state.feature_names)
     x_valid, y_valid = xy(read_parquet(args.valid), state.feature_names)
@@ -60,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     metadata = {
         "env": base.env,
         "seed": base.seed,
-        "params_hash": params_hash(params),
+        # The model's own sections: the drift profile's settings do not change the model.
+        "params_hash": params_hash({k: params[k] for k in ("base", "model", "train")}),
         # The sections above cover this stage; the data lineage is the hash of its inputs.
         "inputs_sha256": {
             name: sha256_file(getattr(args, name)) for name in ("train", "valid", "state")
@@ -72,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     artifact = ModelArtifact(model_cfg.name, estimator, state, threshold, metadata)
     manifest = save_artifact(artifact, Path(args.model), Path(args.manifest))
+    raw = read_parquet(args.raw_train)
+    model_facts = {"sha256": manifest["sha256"], "kind": model_cfg.name, "env": base.env}
+    write_json(build_profile(raw, valid_scores, profile_cfg, model_facts), args.profile)
     write_json(
         {
             "model": model_cfg.name,

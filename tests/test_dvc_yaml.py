@@ -18,7 +18,7 @@ READS = {
     "generate": ["base", "data"],
     "process": ["split"],
     "featurize": ["features"],
-    "train": ["base", "model", "train"],
+    "train": ["base", "model", "train", "drift_profile"],
     "evaluate": ["train", "gate"],
 }
 

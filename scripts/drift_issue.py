@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Open (or update) the drift issue from a `make drift` report, with the GitHub CLI.
+
+    python scripts/drift_issue.py --report reports/drift/drift_report.json \
+        --markdown reports/drift/drift_report.md --run-url "$RUN_URL"
+
+No drift: prints the verdict and exits 0. Drift: makes sure the label exists, then comments on
+the open issue carrying the label, or opens one if there is none, so a daily check never
+piles up duplicates. The issue holds the timestamp, the run link, how to retrain and the
+report. A missing or unreadable report (the check itself failed) exits 2.
+Needs `gh` on PATH with GH_TOKEN (and GH_REPO outside a checkout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+#: GitHub refuses issue and comment bodies longer than 65,536 characters.
+MAX_BODY = 60_000
+LABEL_OPTIONS = ("--force", "--color", "D93F0B", "--description", "Data drift (daily check)")
+#: The open drift issue, if any: `gh issue list` prints a JSON array (empty when none).
+OPEN_ISSUE_QUERY = ("--state", "open", "--json", "number", "--limit", "1")
+
+
+def gh(*args: str) -> str:
+    """Run ``gh`` and return its stdout; a failure raises with gh's message."""
+    proc = subprocess.run(["gh", *args], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"gh {' '.join(args[:2])} failed ({proc.returncode}): {proc.stderr}")
+    return proc.stdout
+
+
+def issue_body(report: dict, markdown: str, run_url: str, env: str, now: datetime) -> str:
+    """The issue (or comment) text: when, where, why, how to retrain, then the report."""
+    drifted = ", ".join(report.get("drifted_features", [])) or "none"
+    header = "\n".join(
+        [
+            f"**Data drift detected** at {now.strftime('%Y-%m-%d %H:%M UTC')}.",
+            "",
+            f"- Run: {run_url or 'local run'}",
+            f"- Source: {report.get('source', 'unknown')}",
+            f"- Drifted features: {drifted}",
+            f"- Model score: {report.get('score', {}).get('verdict', 'n/a')}",
+            *(f"- {reason}" for reason in report.get("reasons", [])),
+            "",
+            "### How to retrain",
+            "",
+            '- On GitHub: run the "Model Retraining & Deployment" workflow (model-retrain.yml) '
+            f"for the `{env}` environment.",
+            f"- Locally: `make retrain ENV={env}`, then commit the gated model in `models/`.",
+            "- Close this issue once a retrained model is deployed and the check is clean.",
+            "",
+            "---",
+            "",
+        ]
+    )
+    room = MAX_BODY - len(header)
+    if len(markdown) > room:
+        markdown = markdown[: room - 200] + "\n\n_(report truncated; see the run's artifacts)_\n"
+    return header + markdown
+
+
+def main(argv: list[str] | None = None) -> int:
+    """File or update the drift issue when the report says drift."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--report", type=Path, default=Path("reports/drift/drift_report.json"))
+    ap.add_argument("--markdown", type=Path, default=Path("reports/drift/drift_report.md"))
+    ap.add_argument("--label", default="drift")
+    ap.add_argument("--run-url", default="")
+    ap.add_argument("--env", default="production", help="environment to retrain")
+    args = ap.parse_args(argv)
+    try:
+        report = json.loads(args.report.read_text())
+        markdown = args.markdown.read_text()
+    except (OSError, ValueError) as exc:
+        print(f"error: no drift report to act on ({exc}); see the drift step", file=sys.stderr)
+        return 2
+    verdict = report.get("verdict")
+    if verdict != "drift":
+        if verdict == "insufficient_data":
+            print(f"::warning::drift check had too little data: {report.get('reasons')}")
+        print(f"drift verdict: {verdict}; no issue filed")
+        return 0
+
+    body = issue_body(report, markdown, args.run_url, args.env, datetime.now(UTC))
+    with tempfile.NamedTemporaryFile("w", suffix=".md", delete=False) as fh:
+        fh.write(body)
+    body_file = fh.name
+    try:
+        gh("label", "create", args.label, *LABEL_OPTIONS)
+        listed = gh("issue", "list", "--label", args.label, *OPEN_ISSUE_QUERY)
+        issues = json.loads(listed or "[]")
+        if issues:
+            number = str(issues[0]["number"])
+            gh("issue", "comment", number, "--body-file", body_file)
+            print(f"drift: commented on issue #{number}")
+        else:
+            title = f"Data drift detected ({datetime.now(UTC):%Y-%m-%d})"
+            create = ("--title", title, "--label", args.label, "--body-file", body_file)
+            url = gh("issue", "create", *create).strip()
+            print(f"drift: opened {url}")
+    except (RuntimeError, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        Path(body_file).unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

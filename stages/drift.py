@@ -1,0 +1,240 @@
+"""Drift check (`make drift`): compare current data with the training reference profile.
+
+    python -m stages.drift --scenario moderate            # synthetic production batch
+    python -m stages.drift --current data/external/today.parquet   # .csv / .parquet / .jsonl
+    python -m stages.drift --current /var/log/fraud-predictions    # the app's log directory
+    python -m stages.drift --url https://fraud.example.com         # the deployed app's window
+
+Writes a JSON and a Markdown report and exits 0 (no drift, or too little data for a verdict),
+1 (drift) or 2 (an error, e.g. a missing column, named in the message). Not a DVC stage: it
+reads the committed models/reference_profile.json and the `drift` section of params.yaml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fraud import schema
+from fraud.config import BaseConfig, parse_checked
+from fraud.drift import (
+    SCORE,
+    DriftConfig,
+    DriftError,
+    apply_scenario,
+    check_profile,
+    columns_from_records,
+    drift_report,
+    exit_code,
+    parse_log_lines,
+    production_config,
+    render_markdown,
+    require_columns,
+)
+from fraud.files import atomic_write_bytes, dump_json
+from fraud.generate import DataConfig, generate_transactions
+from stages.common import PARAMS_FILE, load_params, run
+
+REPORT_DIR = Path("reports/drift")
+LOG_SUFFIX = ".jsonl"
+URL_TIMEOUT_S = 120
+
+
+def read_json_file(path: Path, what: str) -> Any:
+    """Parsed JSON of ``path``, naming the file when it is missing or not JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} not found: {path}") from None
+    except ValueError as exc:
+        raise DriftError(f"{what} {path} is not valid JSON: {exc}") from None
+
+
+def read_log(path: Path, fields: list[str]) -> dict[str, list]:
+    """Columns ``fields`` (+ the score) of a prediction log file or a directory of them."""
+    files = sorted(path.glob(f"*{LOG_SUFFIX}")) if path.is_dir() else [path]
+    if not files:
+        raise FileNotFoundError(f"no *{LOG_SUFFIX} prediction logs in {path}")
+    records: list[dict] = []
+    for file in files:
+        with open(file, "rb") as fh:
+            records += parse_log_lines(fh)[0]
+    return columns_from_records(records, [*fields, SCORE])
+
+
+def read_current(path: Path) -> Any:
+    """A current dataset: CSV, Parquet, or the app's JSON-lines prediction log (file or dir)."""
+    import pandas as pd
+
+    if not path.exists():
+        raise FileNotFoundError(f"current data not found: {path}")
+    if path.is_dir() or path.suffix == LOG_SUFFIX:
+        return None
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix == ".csv":
+        return pd.read_csv(path)
+    raise DriftError(f"current data {path}: expected .csv, .parquet or {LOG_SUFFIX}")
+
+
+def with_derived_time(frame: Any, source: str) -> Any:
+    """Add hour_of_day / day_of_week from an ISO timestamp column when they are absent."""
+    import pandas as pd
+
+    if schema.TIMESTAMP not in frame or (schema.HOUR in frame and schema.DAY in frame):
+        return frame
+    try:
+        ts = pd.to_datetime(frame[schema.TIMESTAMP], utc=True, format="ISO8601")
+    except (TypeError, ValueError) as exc:
+        raise DriftError(f"{source}: column 'timestamp' is not ISO 8601: {exc}") from None
+    return frame.assign(**{schema.HOUR: ts.dt.hour, schema.DAY: ts.dt.dayofweek})
+
+
+def model_scores(frame: Any, model: Path, manifest: Path, profile: dict) -> np.ndarray | None:
+    """The served model's scores of full transactions (user history computed in the batch).
+
+    None when the frame lacks what the feature code needs (user_id, timestamp, device_id).
+    Refuses a model whose sha256 differs from the one the profile was built for.
+    """
+    import pandas as pd
+
+    from fraud.artifact import load_artifact
+    from fraud.features import compute_history, transform
+
+    needed = ("user_id", schema.TIMESTAMP, schema.DEVICE_ID)
+    if any(name not in frame for name in needed):
+        return None
+    artifact, facts = load_artifact(model, manifest)
+    expected = profile.get("model", {}).get("sha256")
+    if facts.get("sha256") != expected:
+        raise DriftError(
+            f"reference profile was built for model {expected!r} but {manifest} is "
+            f"{facts.get('sha256')!r}: use the profile promoted with that model"
+        )
+    frame = frame.reset_index(drop=True)
+    if not isinstance(frame[schema.TIMESTAMP].dtype, pd.DatetimeTZDtype):
+        frame = frame.assign(
+            **{schema.TIMESTAMP: pd.to_datetime(frame[schema.TIMESTAMP], utc=True)}
+        )
+    state = artifact.feature_state
+    history = compute_history(frame, state.config.windows)
+    return artifact.predict_proba(transform(pd.concat([frame, history], axis=1), state))
+
+
+def fetch_report(url: str, token: str | None) -> dict:
+    """GET <url>/monitoring/drift with the bearer token; the app's report, or DriftError."""
+    if not url.startswith(("http://", "https://")):
+        raise DriftError(f"--url must start with http:// or https://, got {url!r}")
+    if not token:
+        raise DriftError("--url needs the MONITORING_TOKEN environment variable")
+    endpoint = url.rstrip("/") + "/monitoring/drift"
+    headers = {"Authorization": f"Bearer {token}"}
+    request = urllib.request.Request(endpoint, headers=headers)  # noqa: S310 (scheme checked)
+    try:
+        with urllib.request.urlopen(request, timeout=URL_TIMEOUT_S) as response:  # noqa: S310
+            body = response.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read()[:500].decode(errors="replace")
+        raise DriftError(f"{endpoint} answered {exc.code}: {detail}") from None
+    except (urllib.error.URLError, TimeoutError) as exc:
+        raise DriftError(f"cannot reach {endpoint}: {exc}") from None
+    try:
+        report = json.loads(body)
+    except ValueError:
+        raise DriftError(f"{endpoint} did not answer JSON") from None
+    if not isinstance(report, dict) or "verdict" not in report:
+        raise DriftError(f"{endpoint} did not answer a drift report")
+    return report
+
+
+def build_report(args: argparse.Namespace, cfg: DriftConfig) -> tuple[dict, str]:
+    """The report for the chosen input, and a title for the Markdown."""
+    if args.url:
+        report = fetch_report(args.url, os.environ.get("MONITORING_TOKEN"))
+        return report, f"Drift report: deployed app {args.url}"
+    profile = check_profile(read_json_file(args.reference, "reference profile"))
+    fields = list(profile["features"])
+    scores = None
+    if args.scenario:
+        if args.scenario not in cfg.scenarios:
+            raise DriftError(
+                f"unknown scenario {args.scenario!r}; conf/drift has {', '.join(cfg.scenarios)}"
+            )
+        params = load_params(["base", "data"], args.params)
+        base = parse_checked(params["base"], BaseConfig, "base")
+        data = parse_checked(params["data"], DataConfig, "data")
+        rows = args.rows or cfg.synthetic.rows
+        seed = cfg.synthetic.seed if args.seed is None else args.seed
+        batch_cfg = production_config(data, rows)
+        batch = generate_transactions(batch_cfg, seed)
+        frame = apply_scenario(batch, cfg.scenarios[args.scenario], np.random.default_rng(seed))
+        source = (
+            f"synthetic {base.env} batch, scenario {args.scenario}, {rows:,} rows from "
+            f"{batch_cfg.start}, seed {seed}"
+        )
+        scores = model_scores(frame, args.model, args.manifest, profile)
+        current: Any = frame
+    else:
+        source = str(args.current)
+        frame = read_current(args.current)
+        if frame is None:
+            current = read_log(args.current, fields)
+            scores = current.get(SCORE)
+        else:
+            current = with_derived_time(frame, source)
+            require_columns(profile, current, source)
+            if SCORE in current:
+                scores = current[SCORE].to_numpy(dtype=np.float64)
+            else:
+                scores = model_scores(current, args.model, args.manifest, profile)
+    report = drift_report(profile, current, cfg.rule, scores=scores, source=source)
+    return report, f"Drift report: {source}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Compute (or fetch) the report, write JSON and Markdown, exit by the verdict."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    what = ap.add_mutually_exclusive_group(required=True)
+    what.add_argument("--current", type=Path, help="CSV, Parquet or .jsonl log (file or dir)")
+    what.add_argument("--scenario", help="synthetic production batch with this drift scenario")
+    what.add_argument("--url", help="deployed app base URL (token in MONITORING_TOKEN)")
+    ap.add_argument("--rows", type=int, help="synthetic batch rows (default drift.synthetic)")
+    ap.add_argument("--seed", type=int, help="synthetic batch seed (default drift.synthetic)")
+    ap.add_argument("--reference", type=Path, default=Path("models/reference_profile.json"))
+    ap.add_argument("--model", type=Path, default=Path("models/fraud_model.joblib"))
+    ap.add_argument("--manifest", type=Path, default=Path("models/manifest.json"))
+    ap.add_argument("--json-out", type=Path, default=REPORT_DIR / "drift_report.json")
+    ap.add_argument("--md-out", type=Path, default=REPORT_DIR / "drift_report.md")
+    ap.add_argument("--params", type=Path, default=PARAMS_FILE)
+    args = ap.parse_args(argv)
+    if args.rows is not None and args.rows < 1:
+        ap.error("--rows must be >= 1")
+    if (args.rows is not None or args.seed is not None) and not args.scenario:
+        ap.error("--rows and --seed apply to --scenario only")
+
+    started = time.perf_counter()
+    cfg = parse_checked(load_params(["drift"], args.params)["drift"], DriftConfig, "drift")
+    report, title = build_report(args, cfg)
+    code = exit_code(report)
+    atomic_write_bytes(args.json_out, dump_json(report))
+    atomic_write_bytes(args.md_out, render_markdown(report, title).encode())
+    drifted = ", ".join(report.get("drifted_features", [])) or "none"
+    score = report.get("score", {})
+    print(
+        f"drift: {report['verdict']} ({report['rows']['current']:,} rows; drifted features: "
+        f"{drifted}; model score: {score.get('verdict', 'n/a')}) in "
+        f"{time.perf_counter() - started:.1f} s -> {args.json_out}, {args.md_out}"
+    )
+    return code
+
+
+if __name__ == "__main__":
+    run(main)
