@@ -228,3 +228,37 @@ def test_buffered_logging_costs_microseconds_per_record(
     app.extensions["monitoring"].log.flush()
     assert len(read_window(tmp_path / "log", 10_000)) == 2_000
     assert per_record_us < 50, f"{per_record_us:.1f} µs per record"
+
+
+def test_make_drift_reads_the_apps_log_directory(
+    tmp_path: Path, profile_path: Path, transactions: list[dict[str, Any]]
+) -> None:
+    """`python -m stages.drift --current <log dir>`: the same log the endpoint reads."""
+    app = make_app(tmp_path, profile_path)
+    shifted = [dict(t, hour_of_day=(t["hour_of_day"] + 12) % 24) for t in transactions]
+    log_predictions(app, shifted[:4_000])
+    out = tmp_path / "report.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stages.drift",
+            "--current",
+            str(tmp_path / "log"),
+            "--reference",
+            str(profile_path),
+            "--json-out",
+            str(out),
+            "--md-out",
+            str(tmp_path / "report.md"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["rows"]["current"] == 4_000
+    assert report["features"]["hour_of_day"]["severity"] == "major"
+    assert report["score"]["available"] is True

@@ -73,6 +73,10 @@ def test_repro_builds_every_artifact(trained_repo: Path) -> None:
     assert 0.75 <= metrics["roc_auc"] <= 1.0
     summary = json.loads((repo / "data/training_summary.json").read_text())
     assert summary["artifact_sha256"] == manifest["sha256"]
+    profile = json.loads((repo / "models/reference_profile.json").read_text())
+    assert profile["model"]["sha256"] == manifest["sha256"]
+    assert profile["n_rows"] == summary["rows"]["train"]
+    assert profile["score"]["n"] == summary["rows"]["valid"]
     shown = run(["dvc", "metrics", "show", "--json"], repo).stdout
     assert "roc_auc" in shown
 
@@ -125,7 +129,12 @@ def test_plots_render(trained_repo: Path) -> None:
 
 def test_failing_gate_exits_nonzero_and_keeps_the_model(trained_repo: Path) -> None:
     repo = trained_repo
-    before = digests(repo, ["models/fraud_model.joblib", "models/manifest.json"])
+    promoted = [
+        "models/fraud_model.joblib",
+        "models/manifest.json",
+        "models/reference_profile.json",
+    ]
+    before = digests(repo, promoted)
     compose(
         repo,
         [
@@ -144,13 +153,13 @@ def test_failing_gate_exits_nonzero_and_keeps_the_model(trained_repo: Path) -> N
     assert "< minimum 0.9900" in out
     assert "pr_auc = " in out
     assert "< minimum 0.9000" in out
-    assert digests(repo, ["models/fraud_model.joblib", "models/manifest.json"]) == before
+    assert digests(repo, promoted) == before
     gate = json.loads((repo / "reports/gate.json").read_text())
     assert gate["passed"] is False
     # Restoring the passing config brings the pipeline back without retraining from scratch.
     compose(repo, TINY)
     assert run(["dvc", "repro"], repo).returncode == 0
-    assert digests(repo, ["models/fraud_model.joblib", "models/manifest.json"]) == before
+    assert digests(repo, promoted) == before
 
 
 def test_a_typo_in_params_fails_the_stage_naming_the_key(repo_copy: Path) -> None:
