@@ -207,6 +207,7 @@ def model_info() -> Response:
             "sha256": manifest.get("sha256"),
             "kind": manifest.get("kind"),
             "env": manifest.get("env"),
+            "train_period": manifest.get("train_period"),
             "threshold": manifest.get("threshold"),
             "features": manifest.get("features"),
             "test_metrics": manifest.get("test_metrics"),

@@ -93,6 +93,11 @@ def serialize(artifact: ModelArtifact) -> bytes:
     return buffer.getvalue()
 
 
+def _as_list(value: Any) -> Any:
+    """A tuple as the list JSON gives back (so a written manifest equals the one read)."""
+    return list(value) if isinstance(value, tuple) else value
+
+
 def build_manifest(artifact_bytes: bytes, artifact: ModelArtifact, filename: str) -> dict:
     """Manifest for serialized artifact bytes: hash, size, versions and model facts."""
     return {
@@ -103,6 +108,7 @@ def build_manifest(artifact_bytes: bytes, artifact: ModelArtifact, filename: str
         "kind": artifact.kind,
         "threshold": artifact.threshold,
         "features": artifact.feature_names,
+        "train_period": _as_list(getattr(artifact.feature_state, "train_period", None)),
         "library_versions": library_versions(),
         **{k: v for k, v in artifact.metadata.items() if k not in ("library_versions",)},
     }

@@ -197,6 +197,8 @@ class FeatureState:
     fraud_prior: float
     n_train: int
     history_defaults: dict[str, float]
+    #: ISO times of the first and last training transaction: what the model has seen.
+    train_period: tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
         self._compile()
@@ -479,7 +481,19 @@ def fit_state(df: pd.DataFrame, cfg: FeatureConfig) -> FeatureState:
         fraud_prior=prior,
         n_train=len(df),
         history_defaults=history_defaults(cfg.windows),
+        train_period=_period(df),
     )
+
+
+def _period(df: pd.DataFrame) -> tuple[str, str] | None:
+    """(first, last) timestamp of ``df`` in ISO 8601, or None without a usable timestamp."""
+    if schema.TIMESTAMP not in df.columns:
+        return None
+    times = df[schema.TIMESTAMP]
+    if times.dtype.kind != "M":
+        return None
+    first, last = times.min(), times.max()
+    return (first.isoformat(), last.isoformat()) if first == first else None
 
 
 # ---------------------------------------------------------------------------------------------

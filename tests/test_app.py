@@ -372,6 +372,8 @@ def test_model_info(client: FlaskClient) -> None:
     assert body["version"] == manifest["sha256"][:12]
     for key in ("kind", "env", "threshold", "features", "test_metrics", "params_hash"):
         assert body[key] == manifest[key]
+    first, last = body["train_period"]  # the training data's time span (deterministic)
+    assert "2026-01-01" <= first < last
     assert body["library_versions"] == manifest["library_versions"]
 
 

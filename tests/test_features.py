@@ -392,6 +392,18 @@ def test_vocabularies_and_rates_fitted_on_train_only() -> None:
     assert strict.category_counts["merchant_category"] == [2, 2]
 
 
+def test_fit_state_records_the_training_period(
+    fitted: tuple[pd.DataFrame, FeatureState, np.ndarray],
+) -> None:
+    full, state, _ = fitted
+    train = full[full["timestamp"] <= full["timestamp"].quantile(0.7)]
+    assert state.train_period == (
+        train["timestamp"].min().isoformat(),
+        train["timestamp"].max().isoformat(),
+    )
+    assert fit_state(train.drop(columns=["timestamp"]), FeatureConfig()).train_period is None
+
+
 def test_fit_state_requires_clean_labels() -> None:
     df = frame([{"user": "a", "t": 0, "amount": 1}])
     df["is_fraud"] = 2
