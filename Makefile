@@ -11,7 +11,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 ENV ?= $(shell sed -n 's/^  env: *//p' params.yaml 2>/dev/null | head -n1)
 ARGS ?=
 
-.PHONY: help venv params repro retrain serve test test-fast lint format bench-pipeline bench-models bench-serve baseline clean
+.PHONY: help venv params repro retrain serve drift test test-fast lint format bench-pipeline bench-models bench-serve baseline clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,6 +56,10 @@ bench-pipeline: venv ## Benchmark the production pipeline per stage (JSON in ben
 
 bench-models: venv ## bench-pipeline, then test metrics of every model and the no-history ablation
 	$(BIN)/python -m benchmarks.pipeline --models
+
+DRIFT_ARGS ?= --scenario none
+drift: venv ## Compare current data with the model's training reference (exit 1 = drift): make drift DRIFT_ARGS="--scenario moderate | --current FILE | --url URL"
+	$(BIN)/python -m stages.drift $(DRIFT_ARGS)
 
 bench-serve: venv ## Benchmark the scoring service under load on loopback (JSON in benchmarks/results/)
 	$(BIN)/python -m benchmarks.serve

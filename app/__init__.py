@@ -118,6 +118,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """
     from app.api import bp, register_error_handlers
     from app.metrics import Metrics
+    from app.monitoring import init_monitoring
     from app.schemas import TransactionValidator, transaction_fields
     from fraud.artifact import load_artifact
     from fraud.scoring import RiskBands, Scorer
@@ -146,6 +147,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.register_blueprint(bp)
     register_error_handlers(app)
+    init_monitoring(app)
     logger.info(
         "loaded model %s (%s) from %s", scorer.version, artifact.kind, app.config["MODEL_PATH"]
     )

@@ -13,6 +13,7 @@ import orjson
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from app.monitoring import log_predictions
 from app.schemas import openapi_document, sample_transaction
 
 bp = Blueprint("fraud", __name__)
@@ -89,6 +90,18 @@ def _prediction(
     return out
 
 
+def _log(records: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
+    """Append scored transactions to the drift-monitoring log when it is configured."""
+    if current_app.extensions["monitoring"].log is not None:
+        log_predictions(
+            current_app,
+            [
+                {**record, "fraud_probability": result["fraud_probability"]}
+                for record, result in zip(records, results, strict=True)
+            ],
+        )
+
+
 def _observe(results: list[dict[str, Any]]) -> None:
     _state().metrics.observe_scores(
         [r["fraud_probability"] for r in results], sum(bool(r["is_fraud"]) for r in results)
@@ -118,6 +131,7 @@ def predict() -> Response:
         raise ApiError(422, "validation_error", "invalid transaction", errors)
     result = state.scorer.score_record(record)
     _observe([result])
+    _log([record], [result])
     out = _prediction(result, record, warnings, _now(), state.scorer.version)
     out["processing_time_ms"] = round((time.perf_counter() - started) * 1000, 3)
     return jsonify(out)
@@ -157,8 +171,10 @@ def predict_batch() -> Response:
             results[i] = {"index": i, "errors": errors}
         else:
             valid.append((i, record, warnings))
-    scored = state.scorer.score_records([record for _, record, _ in valid])
+    records = [record for _, record, _ in valid]
+    scored = state.scorer.score_records(records)
     _observe(scored)
+    _log(records, scored)
     now, version = _now(), state.scorer.version
     for (i, record, warnings), result in zip(valid, scored, strict=True):
         results[i] = _prediction(result, record, warnings, now, version, {"index": i})

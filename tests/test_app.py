@@ -558,3 +558,23 @@ def test_env_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert app.config["MAX_BATCH"] == 7
     assert app.extensions["fraud"].scorer.bands == RiskBands(0.3, 0.9)
     assert app.extensions["fraud"].scorer.top_k == 1
+
+
+def test_scored_requests_reach_the_drift_window(tmp_path: Path) -> None:
+    """Wiring: /predict and /predict/batch log what they scored; the endpoint reports on it."""
+    app = create_app({"MONITORING_TOKEN": "s3cret", "PREDICTION_LOG_DIR": str(tmp_path)})
+    client = app.test_client()
+    assert client.post("/predict", json=VALID).status_code == 200
+    batch = {"transactions": [VALID, {"amount": -1}, dict(VALID, amount=12.5)]}
+    assert client.post("/predict/batch", json=batch).get_json()["n_scored"] == 2
+    assert client.get("/monitoring/drift").status_code == 401
+    response = client.get("/monitoring/drift", headers={"Authorization": "Bearer s3cret"})
+    report = response.get_json()
+    assert response.status_code == 200
+    assert report["rows"]["current"] == 3  # the invalid item is not logged
+    assert report["verdict"] == "insufficient_data"
+    lines = [
+        json.loads(line) for f in tmp_path.glob("*.jsonl") for line in f.read_text().splitlines()
+    ]
+    assert sorted(line["amount"] for line in lines) == [12.5, VALID["amount"], VALID["amount"]]
+    assert all("user_id" not in line for line in lines)
