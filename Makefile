@@ -58,7 +58,7 @@ bench-models: venv ## bench-pipeline, then test metrics of every model and the n
 	$(BIN)/python -m benchmarks.pipeline --models
 
 DRIFT_ARGS ?= --scenario none
-drift: venv ## Compare current data with the model's training reference (exit 1 = drift): make drift DRIFT_ARGS="--scenario moderate | --current FILE | --url URL"
+drift: venv ## Compare current data with the training reference (non-zero on drift): make drift DRIFT_ARGS="--scenario moderate | --current FILE | --url URL"
 	$(BIN)/python -m stages.drift $(DRIFT_ARGS)
 
 bench-serve: venv ## Benchmark the scoring service under load on loopback (JSON in benchmarks/results/)
@@ -70,3 +70,23 @@ baseline: venv ## Record the served production model's test metrics as the gate'
 
 clean: ## Remove generated data and caches (keeps committed artifacts)
 	rm -rf data/raw data/processed data/features data/candidate .pytest_cache .ruff_cache
+
+# Delivery: the commands the GitHub workflows run (.github/workflows/), runnable by hand.
+.PHONY: security check-pipeline lint-deploy rollback
+
+security: venv ## Security: ruff's bandit (S) rules, pip-audit of the pinned requirements (needs PyPI's advisory API)
+	$(BIN)/ruff check --select S --ignore S101,S603,S607 .
+	$(BIN)/pip-audit --progress-spinner off -r requirements.txt -r requirements-serve.txt
+
+check-pipeline: venv ## params.yaml is a fresh composition of its env, and dvc.lock matches (dvc repro --allow-missing --dry)
+	scripts/check_pipeline.sh
+
+lint-deploy: venv ## Lint delivery files: workflows (GitHub schema), Dockerfile (hadolint), shell scripts (shellcheck)
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/shellcheck scripts/*.sh .ci/run
+
+TO ?=
+rollback: venv ## Restore, verify and commit the model of a git revision: make rollback TO=HEAD~1
+	@test -n "$(TO)" || { echo "usage: make rollback TO=<git-rev>" >&2; exit 2; }
+	scripts/rollback_model.sh "$(TO)"
