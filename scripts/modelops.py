@@ -1,0 +1,227 @@
+"""Facts about the committed model for the delivery scripts: run as ``python -m scripts.modelops``.
+
+    python -m scripts.modelops paths                    # what retrain commits, rollback restores
+    python -m scripts.modelops branch --env production  # the git branch params.yaml deploys to
+    python -m scripts.modelops verify                   # models/ loads; features file matches
+    python -m scripts.modelops commit-message --env production --run-url URL
+    python -m scripts.modelops release-tag --env production
+    python -m scripts.modelops release-notes --env production --run-url URL
+
+The shell scripts beside this module (commit_model.sh, create_release.sh, rollback_model.sh)
+hold the git/gh plumbing; everything they need to know about the model comes from here, so the
+workflow, the release and a rollback describe a model the same way. Errors name the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+#: What a retrain commits and a rollback restores: the gated model, what describes it, and the
+#: pipeline record that produced it (so `dvc status` agrees with models/ after either).
+MODEL_PATHS = (
+    "models/fraud_model.joblib",
+    "models/manifest.json",
+    "models/reference_profile.json",
+    "data/selected_features.json",
+    "data/training_summary.json",
+    "data/production_model_baseline.json",
+    "reports/metrics.json",
+    "reports/gate.json",
+    "reports/plots",
+    "params.yaml",
+    "dvc.lock",
+)
+#: Files attached to a release (those that exist).
+RELEASE_ASSETS = (
+    "models/fraud_model.joblib",
+    "models/manifest.json",
+    "models/reference_profile.json",
+    "data/selected_features.json",
+    "data/training_summary.json",
+    "reports/metrics.json",
+    "reports/gate.json",
+)
+#: Headline metrics in the commit subject, in this order.
+HEADLINE = ("roc_auc", "pr_auc", "recall_at_1pct_fpr")
+ENVIRONMENTS = ("development", "staging", "production")
+
+
+class ModelOpsError(Exception):
+    """A file is missing or says something other than what the caller expects."""
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; ModelOpsError naming the file otherwise."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelOpsError(f"{path} not found") from None
+    except (OSError, ValueError) as exc:
+        raise ModelOpsError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ModelOpsError(f"{path} is not a JSON object")
+    return data
+
+
+def read_params(root: Path) -> dict[str, Any]:
+    """params.yaml as a mapping."""
+    path = root / "params.yaml"
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ModelOpsError(f"{path} not found") from None
+    except yaml.YAMLError as exc:
+        raise ModelOpsError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ModelOpsError(f"{path} is not a mapping")
+    return data
+
+
+def deploy_branch(root: Path, env: str) -> str:
+    """The branch ``env``'s model is committed to, after checking params and manifest agree."""
+    params = read_params(root)
+    recorded = params.get("base", {}).get("env")
+    if recorded != env:
+        raise ModelOpsError(f"{root / 'params.yaml'} records env {recorded!r}, expected {env!r}")
+    manifest = read_json(root / "models/manifest.json")
+    if manifest.get("env") != env:
+        raise ModelOpsError(
+            f"{root / 'models/manifest.json'} is a {manifest.get('env')!r} model, expected {env!r}"
+        )
+    branch = params.get("deploy", {}).get("branch")
+    if not isinstance(branch, str) or not branch:
+        raise ModelOpsError(f"{root / 'params.yaml'} has no deploy.branch")
+    return branch
+
+
+def verify(root: Path) -> str:
+    """Load models/ through fraud.artifact (hash + versions) and check the features file.
+
+    Returns the model version (the first 12 hex digits of its sha256), as the app reports it.
+    """
+    from fraud.artifact import ArtifactError, load_artifact
+
+    try:
+        artifact, manifest = load_artifact(
+            root / "models/fraud_model.joblib", root / "models/manifest.json"
+        )
+    except ArtifactError as exc:
+        raise ModelOpsError(str(exc)) from None
+    features_path = root / "data/selected_features.json"
+    features = read_json(features_path).get("features")
+    if features != artifact.feature_names:
+        raise ModelOpsError(
+            f"{features_path} lists other features than models/fraud_model.joblib expects"
+        )
+    return str(manifest["sha256"])[:12]
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def commit_message(root: Path, env: str, run_url: str | None) -> str:
+    """Subject with the environment and headline metrics, then the model facts and the run."""
+    manifest = read_json(root / "models/manifest.json")
+    metrics = manifest.get("test_metrics", {})
+    headline = ", ".join(f"{k} {_fmt(metrics[k])}" for k in HEADLINE if k in metrics)
+    lines = [
+        f"Retrain {env} model: {headline} [skip ci]",
+        "",
+        f"Environment: {env}",
+        f"Model: {manifest.get('kind')} {str(manifest['sha256'])[:12]} "
+        f"(sha256 {manifest['sha256']})",
+        "Test metrics: "
+        + ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(metrics.items()) if k not in HEADLINE),
+        f"Gate: {'passed' if manifest.get('gate', {}).get('passed') else 'NOT passed'}",
+    ]
+    if run_url:
+        lines.append(f"Run: {run_url}")
+    return "\n".join(lines) + "\n"
+
+
+def release_tag(env: str, now: datetime) -> str:
+    """``model-<env>-<UTC timestamp>``: sortable, unique per run, valid as a git tag."""
+    return f"model-{env}-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+
+
+def release_notes(root: Path, env: str, run_url: str | None) -> str:
+    """Markdown: the model, its test metrics and gate checks, and where it came from."""
+    manifest = read_json(root / "models/manifest.json")
+    metrics = manifest.get("test_metrics", {})
+    gate = manifest.get("gate", {})
+    out = [
+        f"# {env} model {str(manifest['sha256'])[:12]}",
+        "",
+        f"- kind: {manifest.get('kind')}",
+        f"- sha256: `{manifest['sha256']}`",
+        f"- params hash: `{manifest.get('params_hash')}`",
+        f"- trained on: {' to '.join(map(str, manifest.get('train_period') or [])) or 'n/a'}",
+        f"- gate: {'passed' if gate.get('passed') else 'NOT passed'}",
+    ]
+    if run_url:
+        out.append(f"- workflow run: {run_url}")
+    out += ["", "## Test metrics", "", "| metric | value |", "|---|---|"]
+    out += [f"| {k} | {_fmt(v)} |" for k, v in sorted(metrics.items())]
+    checks = gate.get("checks", [])
+    if checks:
+        out += ["", "## Gate", "", "| metric | check | value | bound | |", "|---|---|---|---|---|"]
+        out += [
+            f"| {c['metric']} | {c['kind']} | {_fmt(c['value'])} | {_fmt(c['bound'])} | "
+            f"{'ok' if c['passed'] else 'FAIL'} |"
+            for c in checks
+        ]
+    versions = manifest.get("library_versions", {})
+    if versions:
+        out += ["", "Built with " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))]
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch a subcommand; print its result; 2 with the reason on stderr on failure."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--root", type=Path, default=Path(), help="repository root (default: .)")
+    sub = ap.add_subparsers(dest="command", required=True)
+    sub.add_parser("paths", help="files a retrain commits and a rollback restores")
+    sub.add_parser("assets", help="files a release carries (those that exist)")
+    sub.add_parser("verify", help="verify models/ and print its version")
+    for name in ("branch", "commit-message", "release-tag", "release-notes"):
+        cmd = sub.add_parser(name)
+        cmd.add_argument("--env", required=True, choices=ENVIRONMENTS)
+        if name in ("commit-message", "release-notes"):
+            cmd.add_argument("--run-url", default=None)
+        if name == "release-tag":
+            cmd.add_argument("--now", type=datetime.fromisoformat, default=None)
+    args = ap.parse_args(argv)
+    root: Path = args.root
+    try:
+        if args.command == "paths":
+            text = "\n".join(MODEL_PATHS)
+        elif args.command == "assets":
+            text = "\n".join(p for p in RELEASE_ASSETS if (root / p).is_file())
+        elif args.command == "verify":
+            text = verify(root)
+        elif args.command == "branch":
+            text = deploy_branch(root, args.env)
+        elif args.command == "commit-message":
+            text = commit_message(root, args.env, args.run_url).rstrip("\n")
+        elif args.command == "release-tag":
+            text = release_tag(args.env, args.now or datetime.now(UTC))
+        else:
+            text = release_notes(root, args.env, args.run_url).rstrip("\n")
+    except ModelOpsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
