@@ -1,0 +1,36 @@
+# The scoring service: gunicorn + the Flask app + the committed, gated model.
+#   docker build -t fraud-api . && docker run -p 8000:8000 fraud-api
+# Only the serving dependencies (requirements-serve.txt: no xgboost, pandas, scikit-learn,
+# DVC or Hydra) and only the files serving reads (.dockerignore lists them) go in.
+# tests/test_docker.py lints this file and runs its CMD from a venv of requirements-serve.txt.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS builder
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY requirements-serve.txt /tmp/requirements-serve.txt
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements-serve.txt
+
+FROM ${PYTHON_IMAGE} AS runtime
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PORT=8000 \
+    MODEL_PATH=models/fraud_model.joblib \
+    FEATURES_PATH=data/selected_features.json
+RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin app
+WORKDIR /app
+COPY --from=builder /opt/venv /opt/venv
+COPY app/ app/
+COPY fraud/ fraud/
+COPY models/ models/
+COPY data/selected_features.json data/selected_features.json
+COPY params.yaml params.yaml
+COPY scripts/healthcheck.py scripts/healthcheck.py
+RUN python -m compileall -q app fraud
+USER 10001:10001
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+    CMD ["python", "scripts/healthcheck.py"]
+CMD ["gunicorn", "-c", "app/gunicorn.conf.py", "app:create_app()"]
