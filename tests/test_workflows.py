@@ -296,7 +296,7 @@ def test_tests_job_is_the_readme_command() -> None:
     """Named in COMMAND_TESTS: `make test` is the Makefile's pytest run, as CI's .ci/run."""
     assert "\tmake test" in "\t" + (REPO / ".ci/run").read_text().splitlines()[-1]
     recipe = subprocess.run(
-        ["make", "-n", "-o", ".venv/.installed", "test"],
+        ["make", "--no-print-directory", "-n", "-o", ".venv/.installed", "test"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -330,7 +330,7 @@ def test_make_lint_deploy_fails_on_a_bad_shell_script(tmp_path: Path) -> None:
 def test_make_security_runs_the_bandit_rules_and_resolves_the_audit() -> None:
     """`make security`'s own commands; pip-audit with --dry-run (no advisory service here)."""
     recipe = subprocess.run(
-        ["make", "-n", "-o", ".venv/.installed", "security"],
+        ["make", "--no-print-directory", "-n", "-o", ".venv/.installed", "security"],
         cwd=REPO,
         capture_output=True,
         text=True,
