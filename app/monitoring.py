@@ -162,16 +162,15 @@ class PredictionLog:
         self._buffered = 0
         try:
             if self._fd is None or self._pid != os.getpid() or self._size >= self.max_bytes:
-                self._open_new()
-            assert self._fd is not None
+                self._fd = self._open_new()
             os.write(self._fd, data)
             self._size += len(data)
         except OSError as exc:
             logger.error("prediction log: %d bytes dropped: %s", len(data), exc)
             self._size = self.max_bytes  # start a fresh file on the next flush
 
-    def _open_new(self) -> None:
-        """Start a new file (first write, new process, or rotation) and prune old files."""
+    def _open_new(self) -> int:
+        """Start a new file (first write, new process, or rotation), prune old files; its fd."""
         if self._fd is not None and self._pid == os.getpid():
             fd, self._fd = self._fd, None
             os.close(fd)
@@ -179,9 +178,10 @@ class PredictionLog:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._pid = os.getpid()
         self._path = self.directory / f"{time.time_ns():020d}-{self._pid}{LOG_SUFFIX}"
-        self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._size = 0
         self._prune()
+        return fd
 
     def _prune(self) -> None:
         """Delete the least recently written files beyond ``max_files`` (never our own)."""

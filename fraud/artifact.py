@@ -21,7 +21,6 @@ import joblib
 import numpy as np
 
 from fraud.files import atomic_write_bytes, dump_json, sha256_bytes
-from fraud.train import predict_proba
 
 #: Libraries an artifact needs to load and score, by model kind; their major.minor versions
 #: must match training's. An XGBoost artifact scores with its compiled trees (numpy only).
@@ -61,6 +60,8 @@ class ModelArtifact:
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Fraud probability per row of a feature matrix built by ``fraud.features``."""
+        from fraud.train import predict_proba  # training-side module: not loaded when serving
+
         return predict_proba(self.estimator, x)
 
 

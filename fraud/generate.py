@@ -301,7 +301,6 @@ _RISKY_CATS = _cat_weights(
         "money_transfer": 0.1,
     }
 )
-assert all(_HIGH_RISK[_RISKY_CATS[0]])
 
 _N_LOC = len(schema.LOCATIONS)
 _LOC_POPULARITY = 1.0 / np.arange(1, _N_LOC + 1) ** 0.9

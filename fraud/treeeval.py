@@ -271,14 +271,13 @@ class CompiledTrees:
         float32 rounding. Computed in float64, a row sums to the exact sum of its leaf values,
         which differs from ``margin`` (XGBoost's float32 sum) by float32 rounding (~1e-5).
         """
-        contributions = self._evaluate(self._check(x), with_contributions=True)[1]
-        assert contributions is not None
-        return contributions
+        return self.predict_with_contributions(x)[1]
 
     def predict_with_contributions(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities (n,) and contributions (n, n_features + 1) from one walk of the trees."""
         margins, contributions = self._evaluate(self._check(x), with_contributions=True)
-        assert contributions is not None
+        if contributions is None:  # with_contributions=True always fills them
+            raise RuntimeError("contributions were not computed")
         return _sigmoid(margins), contributions
 
     def predict_one(self, x: np.ndarray) -> tuple[float, np.ndarray]:

@@ -186,8 +186,8 @@ def test_workflow_triggers_and_least_privilege(workflow: dict) -> None:
 def test_workflow_steps_call_make_drift_and_the_issue_script(workflow: dict) -> None:
     steps = workflow["jobs"]["drift"]["steps"]
     uses = [s["uses"] for s in steps if "uses" in s]
-    assert "actions/checkout@v4" in uses
-    assert "actions/setup-python@v5" in uses
+    assert "actions/checkout@v6" in uses
+    assert "actions/setup-python@v6" in uses
     runs = {s.get("id", s.get("name")): s for s in steps if "run" in s}
     app, synthetic = runs["app"], runs["synthetic"]
     assert app["if"] == "vars.APP_URL != ''"

@@ -380,3 +380,12 @@ def test_generation_is_fast() -> None:
     out = generate_transactions(cfg, SEED)
     assert time.perf_counter() - began < 4.0  # ~0.4 s here; 1M rows take ~2 s
     assert len(out) == 200_000
+
+
+def test_risky_pattern_categories_are_high_risk_ones() -> None:
+    """The high-risk-merchant pattern draws only categories the schema calls high risk."""
+    from fraud.generate import _CATEGORIES, _RISKY_CATS
+
+    drawn = [_CATEGORIES[i] for i in _RISKY_CATS[0]]
+    assert drawn
+    assert set(drawn) <= set(schema.HIGH_RISK_MERCHANT_CATEGORIES)

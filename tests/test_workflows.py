@@ -225,8 +225,8 @@ def test_every_job_has_a_timeout_and_run_steps_take_no_inline_expressions(path: 
         assert "${{" not in script, f"{path.name} job {job_id}: expression in run: {script!r}"
 
 
-@pytest.mark.parametrize("name", OURS)
-def test_our_workflows_use_current_actions_and_cache_pip(name: str) -> None:
+@pytest.mark.parametrize("name", [path.name for path in WORKFLOWS])
+def test_workflows_use_current_actions_and_cache_pip(name: str) -> None:
     workflow = load_workflow(REPO / ".github/workflows" / name)
     for job_id, job in workflow["jobs"].items():
         uses = [step["uses"] for step in job["steps"] if "uses" in step]
