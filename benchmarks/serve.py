@@ -121,7 +121,7 @@ def sequential_latency(port: int, body: bytes, n: int) -> dict:
     """Client-measured latency of ``n`` sequential /predict requests (a lean socket client,
     so the number is the server's and the loopback's, not urllib's)."""
     payload = raw_request(port, "POST", "/predict", body)
-    for _ in range(50):
+    for _ in range(300):  # steady state: both workers past their first requests
         exchange(port, payload)
     samples = []
     for _ in range(n):
