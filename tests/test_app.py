@@ -578,3 +578,40 @@ def test_scored_requests_reach_the_drift_window(tmp_path: Path) -> None:
     ]
     assert sorted(line["amount"] for line in lines) == [12.5, VALID["amount"], VALID["amount"]]
     assert all("user_id" not in line for line in lines)
+
+
+def test_fast_predict_path_answers_as_flask_does(app: Flask) -> None:
+    """Valid /predict requests skip Flask (FastPredict); the body must be Flask's own."""
+    from werkzeug.test import Client
+
+    flask_only = Client(app.wsgi_app.flask)  # the app without the fast layer
+    volatile = {"prediction_id", "timestamp", "processing_time_ms"}
+    for body, n_warnings in ((VALID, 0), ({**VALID, "location": "Atlantis", "extra": 1}, 2)):
+        fast = app.test_client().post("/predict", json=body)
+        slow = flask_only.post("/predict", json=body)
+        assert fast.status_code == slow.status_code == 200
+        assert fast.headers["Content-Type"] == slow.headers["Content-Type"]
+        fast_body, slow_body = fast.get_json(), slow.get_json()
+        assert len(fast_body["warnings"]) == n_warnings  # unknown category and field
+        assert {k: v for k, v in fast_body.items() if k not in volatile} == {
+            k: v for k, v in slow_body.items() if k not in volatile
+        }
+        assert list(fast_body) == list(slow_body)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "data", "status"),
+    [
+        ("application/json; charset=utf-8", json.dumps(VALID), 200),
+        ("text/plain", json.dumps(VALID), 415),
+        ("application/json", "{", 400),
+        ("application/json", json.dumps({**VALID, "amount": 10**30}), 422),
+        ("application/json", json.dumps([VALID]), 422),
+    ],
+)
+def test_fast_predict_path_leaves_every_error_to_flask(
+    client: FlaskClient, content_type: str, data: str, status: int
+) -> None:
+    response = client.post("/predict", data=data, content_type=content_type)
+    assert response.status_code == status
+    assert response.is_json
