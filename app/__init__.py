@@ -57,8 +57,7 @@ class ServiceState:
     """What the blueprint needs at request time, stored in ``app.extensions["fraud"]``."""
 
     scorer: Any
-    fields: dict[str, Any]
-    validate: Any
+    validate: Any  # app.schemas.TransactionValidator; its .fields drive the API document
     metrics: Any
     manifest: dict[str, Any]
     started: float
@@ -136,11 +135,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         bands=RiskBands(float(settings["RISK_MEDIUM"]), float(settings["RISK_HIGH"])),
         top_k=int(settings["TOP_REASONS"]),
     )
-    fields = transaction_fields(artifact.feature_state.history_columns)
     app.extensions["fraud"] = ServiceState(
         scorer=scorer,
-        fields=fields,
-        validate=TransactionValidator(fields),
+        validate=TransactionValidator(transaction_fields(artifact.feature_state.history_columns)),
         metrics=Metrics(),
         manifest=manifest,
         started=time.time(),

@@ -248,15 +248,14 @@ def metrics() -> Response:
 def openapi() -> Response:
     """OpenAPI 3.0 document generated from the validator's field specs."""
     state = _state()
-    return jsonify(
-        openapi_document(state.fields, state.scorer.version, int(current_app.config["MAX_BATCH"]))
-    )
+    max_batch = int(current_app.config["MAX_BATCH"])
+    return jsonify(openapi_document(state.validate.fields, state.scorer.version, max_batch))
 
 
 @bp.get("/sample-transaction")
 def sample() -> Response:
     """A valid example body for POST /predict."""
-    return jsonify(sample_transaction(_state().fields))
+    return jsonify(sample_transaction(_state().validate.fields))
 
 
 class FastPredict:

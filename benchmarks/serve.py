@@ -95,15 +95,15 @@ def wrk_load(
         check=True,
         timeout=seconds + 30,
     ).stdout
-    total = int(re.search(r"(\d+) requests in ([\d.]+)(m?s)", out).group(1))
-    elapsed = re.search(r"requests in ([\d.]+)(m?s)", out)
-    secs = float(elapsed.group(1)) / (1000 if elapsed.group(2) == "ms" else 1)
+    summary = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
+    secs = float(summary.group(2)) / (1000 if summary.group(3) == "ms" else 1)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    rejected = int(non_2xx.group(1)) if non_2xx else 0
+    ok = int(summary.group(1)) - rejected
+    errors = rejected
     socket_errors = re.search(r"Socket errors: (.*)", out)
-    errors = int(non_2xx.group(1)) if non_2xx else 0
     if socket_errors:  # connect, read, write, timeout counts
         errors += sum(int(n) for n in re.findall(r"\d+", socket_errors.group(1)))
-    ok = total - (int(non_2xx.group(1)) if non_2xx else 0)
     return {"requests": ok, "errors": errors, "rps": round(ok / secs, 1)}
 
 

@@ -166,7 +166,7 @@ def test_absent_history_is_first_transaction(client: FlaskClient, scorer: Scorer
 
 
 def scorer_fields(client: FlaskClient) -> dict[str, Any]:
-    return client.application.extensions["fraud"].fields
+    return client.application.extensions["fraud"].validate.fields
 
 
 BAD_PAYLOADS = [
