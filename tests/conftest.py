@@ -40,6 +40,17 @@ def run(
     return proc
 
 
+def fake_tool(tmp_path: Path, name: str, script: str) -> Path:
+    """Install ``script`` (formatted with ``{python}``) as executable ``name`` in
+    ``tmp_path/bin``, the stand-in for a CLI that cannot run here; returns that directory."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    tool = bin_dir / name
+    tool.write_text(script.format(python=sys.executable))
+    tool.chmod(0o755)
+    return bin_dir
+
+
 def copy_repo(dest: Path) -> Path:
     """Copy the tracked (and new, not ignored) files of this repo into a fresh git repo."""
     listed = subprocess.run(

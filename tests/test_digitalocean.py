@@ -19,7 +19,7 @@ import yaml
 
 from app import DEFAULTS
 from app.monitoring import SETTINGS
-from tests.conftest import REPO, copy_repo, tool_env
+from tests.conftest import REPO, copy_repo, fake_tool, tool_env
 
 SPEC = yaml.safe_load((REPO / ".do/app.yaml").read_text())
 APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
@@ -154,10 +154,7 @@ else:
 @pytest.fixture
 def doctl(tmp_path: Path) -> dict[str, Path]:
     """A fake doctl on PATH; returns its state file, call log and bin directory."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "doctl").write_text(FAKE_DOCTL.format(python=sys.executable))
-    (bin_dir / "doctl").chmod(0o755)
+    bin_dir = fake_tool(tmp_path, "doctl", FAKE_DOCTL)
     state = tmp_path / "doctl.json"
     state.write_text(json.dumps({"authenticated": True, "apps": []}))
     return {"bin": bin_dir, "state": state, "log": tmp_path / "doctl.jsonl"}

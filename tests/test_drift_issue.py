@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, fake_tool
 
 SCRIPT = REPO / "scripts" / "drift_issue.py"
 WORKFLOW = REPO / ".github" / "workflows" / "drift-monitoring.yml"
@@ -45,11 +45,7 @@ elif args[:2] not in (["issue", "comment"], ["label", "create"]):
 
 @pytest.fixture
 def gh_state(tmp_path: Path) -> Path:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    gh = bin_dir / "gh"
-    gh.write_text(FAKE_GH.format(python=sys.executable))
-    gh.chmod(0o755)
+    fake_tool(tmp_path, "gh", FAKE_GH)
     state = tmp_path / "state"
     state.mkdir()
     return state

@@ -20,7 +20,7 @@ import pytest
 from fraud.artifact import load_artifact, serialize
 from fraud.files import sha256_bytes
 from scripts.modelops import MODEL_PATHS
-from tests.conftest import REPO, copy_repo, run, tool_env
+from tests.conftest import REPO, copy_repo, fake_tool, run, tool_env
 
 RUN_URL = "https://github.com/acme/fraud/actions/runs/42"
 #: The committed model, which every copy starts from.
@@ -234,11 +234,7 @@ sys.exit(1)
 
 
 def fake_gh(tmp_path: Path) -> tuple[dict[str, str], Path]:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    gh = bin_dir / "gh"
-    gh.write_text(FAKE_GH.format(python=sys.executable))
-    gh.chmod(0o755)
+    bin_dir = fake_tool(tmp_path, "gh", FAKE_GH)
     log = tmp_path / "gh.jsonl"
     env = {"PATH": f"{bin_dir}{os.pathsep}{tool_env()['PATH']}", "FAKE_GH_LOG": str(log)}
     return env, log
