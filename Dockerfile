@@ -3,14 +3,20 @@
 # Only the serving dependencies (requirements-serve.txt: no xgboost, pandas, scikit-learn,
 # DVC or Hydra) and only the files serving reads (.dockerignore lists them) go in.
 # tests/test_docker.py lints this file and runs its CMD from a venv of requirements-serve.txt.
+# The builder is the full image of the same Python (it has a C compiler, for the tree kernel
+# fraud/_treewalk.c); its venv and the kernel are copied into the slim runtime.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG BUILD_IMAGE=python:3.11-bookworm
 
-FROM ${PYTHON_IMAGE} AS builder
+FROM ${BUILD_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY requirements-serve.txt /tmp/requirements-serve.txt
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements-serve.txt
+WORKDIR /build
+COPY fraud/ fraud/
+RUN python -m fraud.native
 
 FROM ${PYTHON_IMAGE} AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
@@ -24,6 +30,7 @@ WORKDIR /app
 COPY --from=builder /opt/venv /opt/venv
 COPY app/ app/
 COPY fraud/ fraud/
+COPY --from=builder /build/fraud/_treewalk.so fraud/_treewalk.so
 COPY models/ models/
 COPY data/selected_features.json data/selected_features.json
 COPY params.yaml params.yaml

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from fraud import schema
@@ -236,8 +237,22 @@ def _check(name: str, value: Any, spec: FieldSpec) -> tuple[Any, str]:
     return parsed, ""
 
 
+def _apply_timestamp(record: dict[str, Any], timestamp: datetime, warnings: list[str]) -> None:
+    """Hour and day from the (UTC) timestamp, with a warning for each given value replaced."""
+    for name, derived in ((schema.HOUR, timestamp.hour), (schema.DAY, timestamp.weekday())):
+        given = record.get(name)
+        if given is not None and given != derived:
+            warnings.append(f"{name}: {given} replaced by {derived} from timestamp (UTC)")
+        record[name] = derived
+    record[schema.TIMESTAMP] = timestamp.isoformat()
+
+
 def _error(field: str, message: str) -> dict[str, str]:
     return {"field": field, "message": message}
+
+
+#: (record, warnings, errors) of one validated transaction object.
+Validated = tuple[dict[str, Any], list[str], list[dict[str, str]]]
 
 
 class TransactionValidator:
@@ -245,6 +260,7 @@ class TransactionValidator:
 
     The common case (a well-typed value within bounds) is checked inline; anything else goes
     through ``_check``, which decides and words the error, so both give the same verdicts.
+    ``batch`` checks a regular batch column by column, with the same results.
     """
 
     def __init__(self, fields: Mapping[str, FieldSpec]) -> None:
@@ -308,7 +324,7 @@ class TransactionValidator:
                 ):
                     record[name] = value
                     continue
-            elif kind is FLAG and t is bool:
+            elif kind is FLAG and (t is bool or (t is int and (value == 0 or value == 1))):
                 record[name] = int(value)
                 continue
             clean, message = _check(name, value, spec)
@@ -321,24 +337,22 @@ class TransactionValidator:
         if len(errors) > 1:
             errors.sort(key=lambda error: self._position[error["field"]])
         if timestamp is not None:
-            for name, derived in (
-                (schema.HOUR, timestamp.hour),
-                (schema.DAY, timestamp.weekday()),
-            ):
-                given = record.get(name)
-                if given is not None and given != derived:
-                    warnings.append(f"{name}: {given} replaced by {derived} from timestamp (UTC)")
-                record[name] = derived
-            record[schema.TIMESTAMP] = timestamp.isoformat()
+            _apply_timestamp(record, timestamp, warnings)
         bad = {error["field"] for error in errors}
         for name in self._required:
             if name not in record and name not in bad:
                 if name in (schema.HOUR, schema.DAY) and schema.TIMESTAMP in bad:
                     continue
                 errors.append(_error(name, "is required"))
-        given = [name for name in self._history if name in record]
+        warnings += self._shape_warnings(record, unknown)
+        return record, warnings, errors
+
+    def _shape_warnings(self, present: Iterable[str], unknown: list[str]) -> list[str]:
+        """Warnings about which fields were sent: partial user history, unknown fields."""
+        warnings = []
+        given = [name for name in self._history if name in present]
         if given and len(given) < len(self._history):
-            absent = [name for name in self._history if name not in record]
+            absent = [name for name in self._history if name not in present]
             warnings.append(
                 f"partial user history: {', '.join(absent)} absent, each taken as for a user "
                 "with no history; send every history field, or none"
@@ -347,7 +361,88 @@ class TransactionValidator:
             listed = [name[:40] for name in unknown[:MAX_LISTED_UNKNOWN]]
             more = f" (+{len(unknown) - len(listed)} more)" if len(unknown) > len(listed) else ""
             warnings.append(f"ignored unknown field(s): {', '.join(listed)}{more}")
-        return record, warnings, errors
+        return warnings
+
+    def batch(self, items: list[Any]) -> list[Validated]:
+        """``[self(item) for item in items]``, column by column when the batch is regular.
+
+        Regular: every item an object with the same keys, none null, every value well-typed
+        and within bounds, and none missing. Each field's column is then checked by a few
+        passes of C-level builtins (``set(map(type, ...))``, ``min``/``max``, one regex search
+        over the joined strings), ~4x faster than item by item. Anything else, any error
+        included, goes item by item, which words the errors.
+        """
+        regular = self._regular(items)
+        return [self(item) for item in items] if regular is None else regular
+
+    def _regular(self, items: list[Any]) -> list[Validated] | None:
+        """``batch``'s result for a regular batch, else None."""
+        if not items or set(map(type, items)) != {dict}:
+            return None
+        keys = items[0].keys()
+        if not all(map(keys.__eq__, map(dict.keys, items))):
+            return None
+        names = list(keys)
+        known = [name for name in names if name in self._plan]
+        if not known:
+            return None
+        missing = {name for name in self._required if name not in keys}
+        if missing and not (missing <= {schema.HOUR, schema.DAY} and schema.TIMESTAMP in keys):
+            return None
+        rows = (
+            map(itemgetter(*known), items) if len(known) > 1 else ((i[known[0]],) for i in items)
+        )
+        columns = dict(zip(known, zip(*rows, strict=True), strict=True))
+        if not all(self._column_ok(name, column) for name, column in columns.items()):
+            return None
+        timestamps = None
+        if schema.TIMESTAMP in columns:
+            timestamps = list(map(parse_timestamp, columns[schema.TIMESTAMP]))
+            if None in timestamps:
+                return None
+        unknown = [name for name in names if name not in self._plan]
+        records = list(map(dict, items))
+        for name in unknown + ([schema.TIMESTAMP] if timestamps else []):
+            for record in records:
+                del record[name]
+        for name in known:
+            if self._plan[name][0] is FLAG and bool in set(map(type, columns[name])):
+                for record, value in zip(records, columns[name], strict=True):
+                    record[name] = int(value)
+        shape = self._shape_warnings(keys, unknown)
+        if timestamps is None:
+            return [(record, list(shape), []) for record in records]
+        out: list[Validated] = []
+        for record, timestamp in zip(records, timestamps, strict=True):
+            warnings: list[str] = []
+            _apply_timestamp(record, timestamp, warnings)
+            out.append((record, warnings + shape, []))
+        return out
+
+    def _column_ok(self, name: str, column: tuple[Any, ...]) -> bool:
+        """Whether every value of ``column`` passes ``name``'s inline check."""
+        kind, low, high, exclusive, max_length, _ = self._plan[name]
+        types = set(map(type, column))
+        if kind is NUMBER or kind is INTEGER:
+            if not (types <= {int, float} if kind is NUMBER else types == {int}):
+                return False
+            try:
+                if float in types and not all(map(math.isfinite, column)):
+                    return False
+            except OverflowError:  # an integer beyond float range
+                return False
+            smallest = min(column)
+            return (smallest > low if exclusive else smallest >= low) and max(column) <= high
+        if kind is FLAG:
+            return types <= {bool, int} and set(column) <= {0, 1}
+        # STRING and TIMESTAMP: _check_string's rules
+        return (
+            types == {str}
+            and min(map(len, column)) > 0
+            and max(map(len, column)) <= max_length
+            and not any(map(str.isspace, column))
+            and _BAD_CHARACTER.search("".join(column)) is None
+        )
 
 
 def sample_transaction(fields: Mapping[str, FieldSpec]) -> dict[str, Any]:

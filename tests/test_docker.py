@@ -154,14 +154,19 @@ def test_hadolint_catches_what_we_avoid(tmp_path: Path) -> None:
 def test_slim_python_311_multi_stage_non_root() -> None:
     args = dict(re.findall(r"^ARG (\w+)=(\S+)$", DOCKERFILE, re.MULTILINE))
     assert re.fullmatch(r"python:3\.11-slim(-\w+)?", args["PYTHON_IMAGE"])
+    # The builder is the same Python's full image (a C compiler for the tree kernel): its
+    # venv and kernel must work in the slim runtime, so only "-slim" may differ.
+    assert args["BUILD_IMAGE"] == args["PYTHON_IMAGE"].replace("-slim", "")
     froms = [rest for kw, rest in instructions(DOCKERFILE) if kw == "FROM"]
-    assert froms == ["${PYTHON_IMAGE} AS builder", "${PYTHON_IMAGE} AS runtime"]
+    assert froms == ["${BUILD_IMAGE} AS builder", "${PYTHON_IMAGE} AS runtime"]
     (user,) = runtime("USER")
     assert user.split(":")[0] not in ("root", "0")
     kinds = [kw for kw, _ in RUNTIME]
     assert kinds.index("USER") < kinds.index("CMD")
     builder_runs = " ".join(rest for kw, rest in stages(DOCKERFILE)[0] if kw == "RUN")
     assert "pip install --no-cache-dir -r /tmp/requirements-serve.txt" in builder_runs
+    assert NATIVE_BUILD in builder_runs
+    assert NATIVE_COPY in runtime("COPY")
     assert "requirements.txt" not in DOCKERFILE.replace("requirements-serve.txt", "")
 
 
@@ -237,13 +242,21 @@ def serve_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv
 
 
-def lay_out_image(root: Path) -> Path:
+#: The builder compiles the tree kernel (it has a compiler; the slim runtime has none) and
+#: the runtime copies it in; lay_out_image reproduces the pair.
+NATIVE_BUILD = "python -m fraud.native"
+NATIVE_COPY = "--from=builder /build/fraud/_treewalk.so fraud/_treewalk.so"
+
+
+def lay_out_image(root: Path, python: Path) -> Path:
     """Copy each runtime-stage COPY source from the build context to WORKDIR; return WORKDIR."""
     (workdir,) = runtime("WORKDIR")
     dest_root = root / workdir.lstrip("/")
     context = build_context()
     for rest in runtime("COPY"):
         if rest.startswith("--from="):
+            # the venv is the serve venv built here; the kernel is built below
+            assert rest in (NATIVE_COPY, "--from=builder /opt/venv /opt/venv"), rest
             continue
         src, dest = rest.split()
         matched = [p for p in context if p == src or p.startswith(src.rstrip("/") + "/")]
@@ -256,6 +269,11 @@ def lay_out_image(root: Path) -> Path:
             )
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, target)
+    # The builder's `RUN python -m fraud.native` on the same fraud/, then the COPY --from.
+    built = subprocess.run(
+        [str(python), "-m", "fraud.native"], cwd=dest_root, capture_output=True, text=True
+    )
+    assert built.returncode == 0, built.stderr
     return dest_root
 
 
@@ -292,8 +310,9 @@ def test_the_images_command_serves_the_model_from_serving_requirements_alone(
     names = {p["name"].lower() for p in json.loads(installed)}
     assert not names & {"xgboost", "xgboost-cpu", "pandas", "scikit-learn", "dvc"}
 
-    workdir = lay_out_image(tmp_path / "image")
+    workdir = lay_out_image(tmp_path / "image", serve_venv / "bin/python")
     assert not (workdir / "stages").exists()
+    assert (workdir / "fraud/_treewalk.so").is_file()
     port = free_port()
     token = "t0ken"
     # The stage's ENV, with the builder's /opt/venv standing for the venv built here.
@@ -310,6 +329,7 @@ def test_the_images_command_serves_the_model_from_serving_requirements_alone(
         "WEB_CONCURRENCY": "1",
         "MONITORING_TOKEN": token,
         "PREDICTION_LOG_FLUSH_SECONDS": "0",
+        "CC": "/nonexistent/cc",  # the slim runtime has no compiler: the built kernel is used
     }
     (cmd,) = runtime("CMD")
     health = json.loads(runtime("HEALTHCHECK")[0].split(" CMD ", 1)[1])
@@ -350,6 +370,7 @@ def test_the_images_command_serves_the_model_from_serving_requirements_alone(
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=40) == 0, log.read_text()
+    assert "using numpy" not in log.read_text()
     probe = subprocess.run(health, cwd=workdir, env=env, capture_output=True, text=True)
     assert probe.returncode == 1
     assert f"unhealthy: http://127.0.0.1:{port}/ready" in probe.stderr

@@ -1,8 +1,12 @@
-"""The numpy tree evaluator against XGBoost itself and against a plain-Python reference."""
+"""The tree evaluator against XGBoost itself and against a plain-Python reference.
+
+Every test runs twice: with the C kernel (``fraud.native``) and with the numpy fallback.
+"""
 
 from __future__ import annotations
 
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +14,7 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
+from fraud import native
 from fraud.treeeval import BATCH_CHUNK, CompiledTrees, compile_booster
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,6 +53,21 @@ def _rows(n: int, seed: int, compiled: CompiledTrees) -> np.ndarray:
         )
     all_missing = np.full((1, N_FEATURES), np.nan)
     return np.vstack([x, edge, all_missing])
+
+
+def use_evaluator(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Make ``CompiledTrees`` run the C kernel (``native``) or the numpy code (``numpy``)."""
+    monkeypatch.setenv("FRAUD_NATIVE", "1" if name == "native" else "0")
+    native.kernel.cache_clear()
+    if name == "native":
+        assert native.kernel() is not None, "the C kernel did not build (see the warning)"
+
+
+@pytest.fixture(autouse=True, params=["native", "numpy"])
+def evaluator(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    use_evaluator(monkeypatch, request.param)
+    yield request.param
+    native.kernel.cache_clear()
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +170,19 @@ def test_predict_one_equals_the_batch_row_exactly(
     for n in (1, 2, BATCH_CHUNK + 1):
         np.testing.assert_array_equal(c.predict_proba(x[-n:]), proba[-n:])
         np.testing.assert_array_equal(c.contributions(x[-n:]), contributions[-n:])
+
+
+def test_the_c_kernel_and_numpy_agree_bit_for_bit(
+    case: tuple[xgb.Booster, CompiledTrees, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, c, x = case
+    x = np.vstack([x, np.full((3, N_FEATURES), np.inf), np.full((3, N_FEATURES), -1e300)])
+    got = {}
+    for name in ("native", "numpy"):
+        use_evaluator(monkeypatch, name)
+        got[name] = (c.margin(x), *c.predict_with_contributions(x), *c.predict_one(x[-1]))
+    for native_part, numpy_part in zip(got["native"], got["numpy"], strict=True):
+        np.testing.assert_array_equal(native_part, numpy_part)
 
 
 def test_booster_learned_both_default_directions(compiled: CompiledTrees) -> None:

@@ -1,0 +1,132 @@
+"""The optional C kernel behind ``fraud.treeeval``: build it, load it, or say why not.
+
+    python -m fraud.native      # build fraud/_treewalk.so with $CC (default cc); exit 1 on failure
+
+Walking ~400 trees with contributions costs ~19 ms per 1,000 rows in numpy and ~4 ms in
+``_treewalk.c``, which computes the same numbers bit for bit (tested). ``kernel()`` returns the
+loaded library, building it first when it is missing or was built from another version of the
+source (the library reports the sha256 of its source), or ``None`` with a logged warning when it
+cannot be built (no compiler, read-only install): ``fraud.treeeval`` then runs its numpy code.
+``FRAUD_NATIVE=0`` forces numpy. The Docker image builds the library in its builder stage.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+__all__ = ["LIBRARY", "SOURCE", "NativeError", "build", "kernel"]
+
+SOURCE = Path(__file__).with_name("_treewalk.c")
+LIBRARY = Path(__file__).with_name("_treewalk.so")
+CFLAGS = ("-O2", "-shared", "-fPIC", "-std=c99")
+
+log = logging.getLogger(__name__)
+
+_P = ctypes.c_void_p
+_I = ctypes.c_int64
+#: treewalk(xx, n, width, slot, key, delta, value, offsets, n_trees, depth, margins, work)
+_ARGTYPES = [_P, _I, _I, _P, _P, _P, _P, _P, _I, _I, _P, _P]
+
+
+class NativeError(RuntimeError):
+    """The kernel could not be built or loaded; the message says which file and why."""
+
+
+def source_digest(source: Path = SOURCE) -> str:
+    """sha256 of the kernel's source, compiled into the library it builds."""
+    return hashlib.sha256(source.read_bytes()).hexdigest()
+
+
+def build(output: Path = LIBRARY, source: Path = SOURCE) -> Path:
+    """Compile ``source`` into ``output`` atomically (a concurrent build never tears it)."""
+    compiler = os.environ.get("CC") or "cc"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
+    os.close(fd)
+    command = [
+        compiler,
+        *CFLAGS,
+        f'-DTREEWALK_DIGEST="{source_digest(source)}"',
+        "-o",
+        tmp,
+        str(source),
+    ]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise NativeError(f"cannot build {output} from {source}: {exc}") from exc
+    if done.returncode != 0:
+        Path(tmp).unlink(missing_ok=True)
+        raise NativeError(
+            f"{compiler} failed to build {output} from {source} (exit {done.returncode}): "
+            f"{done.stderr.strip()[-2000:]}"
+        )
+    # mkstemp's 0600 would hide the library from other users (the image's app user)
+    os.chmod(tmp, 0o755)  # noqa: S103
+    os.replace(tmp, output)
+    return output
+
+
+def load(library: Path = LIBRARY, source: Path = SOURCE) -> ctypes.CDLL:
+    """Open ``library`` and check it was built from ``source`` as it is now.
+
+    The digest is looked for in the file's bytes before ``dlopen``: a stale library, once
+    opened, would stay the one a process gets for that path even after a rebuild.
+    """
+    digest = source_digest(source)
+    try:
+        built = library.read_bytes()
+    except OSError as exc:
+        raise NativeError(f"cannot read {library}: {exc.strerror or exc}") from exc
+    if digest.encode() not in built:
+        raise NativeError(f"{library} was built from another version of {source.name}")
+    try:
+        lib = ctypes.CDLL(str(library))
+    except OSError as exc:
+        raise NativeError(f"cannot load {library}: {exc}") from exc
+    lib.treewalk_digest.restype = ctypes.c_char_p
+    if lib.treewalk_digest().decode() != digest:
+        raise NativeError(f"{library} was built from another version of {source.name}")
+    lib.treewalk.argtypes = _ARGTYPES
+    lib.treewalk.restype = None
+    return lib
+
+
+@functools.cache
+def kernel() -> ctypes.CDLL | None:
+    """The loaded kernel (built first if need be), or None: numpy is used instead."""
+    if os.environ.get("FRAUD_NATIVE", "1") == "0":
+        return None
+    try:
+        try:
+            return load(LIBRARY, SOURCE)
+        except NativeError:
+            build(LIBRARY, SOURCE)
+            return load(LIBRARY, SOURCE)
+    except NativeError as exc:
+        log.warning("tree kernel: using numpy, 4-5x slower for batches (%s)", exc)
+        return None
+
+
+def main() -> int:
+    try:
+        path = build()
+        load(path)
+    except NativeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"built {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
