@@ -283,9 +283,10 @@ class CompiledTrees:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """``_evaluate`` by the C kernel: the same walk and sums, bit for bit."""
         n, n_features = len(x), self.n_features
+        xx = np.empty((n, 2 * n_features), dtype=np.float32)  # C order, whatever x's layout
         with np.errstate(over="ignore"):  # beyond float32 range: inf, as in XGBoost
-            x32 = x.astype(np.float32)
-        xx = np.concatenate((x32, -x32), axis=1)
+            xx[:, :n_features] = x
+        np.negative(xx[:, :n_features], out=xx[:, n_features:])
         margins = np.empty(n)
         work = np.zeros((n, 2 * n_features)) if with_contributions else None
         _, slot, key, delta, value, starts = self._native

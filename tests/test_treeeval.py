@@ -185,6 +185,18 @@ def test_the_c_kernel_and_numpy_agree_bit_for_bit(
         np.testing.assert_array_equal(native_part, numpy_part)
 
 
+def test_any_memory_layout_gives_the_same_numbers(
+    case: tuple[xgb.Booster, CompiledTrees, np.ndarray],
+) -> None:
+    # pandas hands over column-major arrays; views may be strided
+    _, c, x = case
+    wide = np.repeat(x, 2, axis=1)
+    layouts = [np.asfortranarray(x), wide[:, ::2], x.astype(np.float32), x[::-1][::-1]]
+    for other in layouts:
+        np.testing.assert_array_equal(c.margin(other), c.margin(x))
+        np.testing.assert_array_equal(c.contributions(other), c.contributions(x))
+
+
 def test_booster_learned_both_default_directions(compiled: CompiledTrees) -> None:
     internal = compiled.left >= 0
     assert compiled.default_left[internal].any()
