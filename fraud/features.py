@@ -679,6 +679,14 @@ def _unknown_warning(col: str, value: Any) -> str:
     return f"{col}: value {value!r} was not seen in training; using unknown"
 
 
+def _all_known(values: list[Any], table: Mapping[str, Any]) -> bool:
+    """Whether every value is in ``table`` (whose keys are strings): one set operation."""
+    try:
+        return set(values) <= table.keys()
+    except TypeError:  # an unhashable value: the caller words the warning
+        return False
+
+
 def transform_records(
     records: Sequence[Mapping[str, Any]], state: FeatureState
 ) -> tuple[np.ndarray, list[list[str]]]:
@@ -701,6 +709,8 @@ def transform_records(
         ]
     warnings: list[list[str]] = [[] for _ in records]
     for col, table, _ in state._lookups:
+        if _all_known(columns[col], table):
+            continue
         for i, value in enumerate(columns[col]):
             if not (isinstance(value, str) and value in table):
                 warnings[i].append(_unknown_warning(col, value))
