@@ -43,7 +43,7 @@ def test_a_missing_library_is_built_on_first_use(sandbox: Path) -> None:
     lib = native.kernel()
     assert lib is not None
     assert (sandbox / "_treewalk.so").is_file()
-    assert lib.treewalk_digest().decode() == native.source_digest(sandbox / "_treewalk.c")
+    assert lib.treewalk_digest().decode() == native.build_digest(sandbox / "_treewalk.c")
     assert not [p for p in sandbox.iterdir() if p.name.startswith(".")]  # no temp file left
 
 
@@ -55,7 +55,7 @@ def test_a_library_from_another_source_is_refused_then_rebuilt(sandbox: Path) ->
         native.load(library, source)
     lib = native.kernel()
     assert lib is not None
-    assert lib.treewalk_digest().decode() == native.source_digest(source)
+    assert lib.treewalk_digest().decode() == native.build_digest(source)
 
 
 def test_without_a_compiler_numpy_is_used_with_a_warning(
@@ -90,7 +90,7 @@ def test_fraud_native_0_forces_numpy(sandbox: Path, monkeypatch: pytest.MonkeyPa
 
 def test_a_corrupt_library_is_rebuilt(sandbox: Path) -> None:
     library = sandbox / "_treewalk.so"
-    library.write_bytes(b"\x7fELF not really" + native.source_digest(native.SOURCE).encode())
+    library.write_bytes(b"\x7fELF not really" + native.build_digest(native.SOURCE).encode())
     with pytest.raises(native.NativeError, match="cannot load"):
         native.load(library, native.SOURCE)
     assert native.kernel() is not None
