@@ -242,9 +242,7 @@ class Monitoring:
     def reference(self) -> tuple[dict, DriftConfig]:
         """The reference profile and the drift config, read once per process."""
         if "profile" not in self.cache:
-            import yaml
-
-            from fraud.config import parse_checked
+            from fraud.config import load_params, parse_checked
 
             path = self.settings["REFERENCE_PROFILE_PATH"]
             try:
@@ -253,12 +251,8 @@ class Monitoring:
                 raise DriftError(f"reference profile not found: {path}") from None
             except orjson.JSONDecodeError as exc:
                 raise DriftError(f"reference profile {path} is not JSON: {exc}") from None
-            params_path = self.settings["DRIFT_PARAMS_PATH"]
-            try:
-                params = yaml.safe_load(Path(params_path).read_text()) or {}
-            except (OSError, yaml.YAMLError) as exc:
-                raise DriftError(f"cannot read the drift rule from {params_path}: {exc}") from None
-            cfg = parse_checked(params.get("drift"), DriftConfig, "drift")
+            params = load_params(["drift"], self.settings["DRIFT_PARAMS_PATH"])
+            cfg = parse_checked(params["drift"], DriftConfig, "drift")
             self.cache["profile"] = check_profile(profile, f"reference profile {path}")
             self.cache["config"] = cfg
         return self.cache["profile"], self.cache["config"]

@@ -9,16 +9,39 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 T = TypeVar("T")
 
 
+PARAMS_FILE = Path("params.yaml")
+
+
 class ConfigError(ValueError):
     """A configuration section is invalid; the message names the key and the problem."""
+
+
+def load_params(names: list[str], path: Path = PARAMS_FILE) -> dict[str, Any]:
+    """Return only the named top-level sections of params.yaml (a missing one is an error)."""
+    try:
+        params = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path} not found: run `make params` first") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(params, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections")
+    missing = [n for n in names if n not in params]
+    if missing:
+        raise ConfigError(f"{path} has no section(s) {', '.join(missing)}")
+    return {n: params[n] for n in names}
 
 
 def parse_section(section: Mapping[str, Any] | None, schema: type[T], name: str) -> T:

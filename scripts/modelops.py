@@ -21,8 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 #: What a retrain commits and a rollback restores: the gated model, what describes it, and the
 #: pipeline record that produced it (so `dvc status` agrees with models/ after either).
 MODEL_PATHS = (
@@ -70,24 +68,15 @@ def read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def read_params(root: Path) -> dict[str, Any]:
-    """params.yaml as a mapping."""
-    path = root / "params.yaml"
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ModelOpsError(f"{path} not found") from None
-    except yaml.YAMLError as exc:
-        raise ModelOpsError(f"{path} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ModelOpsError(f"{path} is not a mapping")
-    return data
-
-
 def deploy_branch(root: Path, env: str) -> str:
     """The branch ``env``'s model is committed to, after checking params and manifest agree."""
-    params = read_params(root)
-    recorded = params.get("base", {}).get("env")
+    from fraud.config import ConfigError, load_params
+
+    try:
+        params = load_params(["base", "deploy"], root / "params.yaml")
+    except ConfigError as exc:
+        raise ModelOpsError(str(exc)) from None
+    recorded = params["base"].get("env")
     if recorded != env:
         raise ModelOpsError(f"{root / 'params.yaml'} records env {recorded!r}, expected {env!r}")
     manifest = read_json(root / "models/manifest.json")
@@ -95,7 +84,7 @@ def deploy_branch(root: Path, env: str) -> str:
         raise ModelOpsError(
             f"{root / 'models/manifest.json'} is a {manifest.get('env')!r} model, expected {env!r}"
         )
-    branch = params.get("deploy", {}).get("branch")
+    branch = params["deploy"].get("branch")
     if not isinstance(branch, str) or not branch:
         raise ModelOpsError(f"{root / 'params.yaml'} has no deploy.branch")
     return branch

@@ -14,28 +14,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 
-from fraud.config import ConfigError
+from fraud.config import PARAMS_FILE
 from fraud.files import atomic_write_bytes, dump_json
-
-PARAMS_FILE = Path("params.yaml")
-
-
-def load_params(names: list[str], path: Path = PARAMS_FILE) -> dict[str, Any]:
-    """Return only the named top-level sections of params.yaml (a missing one is an error)."""
-    try:
-        params = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path} not found: run `make params` first") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-    if not isinstance(params, dict):
-        raise ConfigError(f"{path} must hold a mapping of sections")
-    missing = [n for n in names if n not in params]
-    if missing:
-        raise ConfigError(f"{path} has no section(s) {', '.join(missing)}")
-    return {n: params[n] for n in names}
 
 
 def read_parquet(path: Path) -> pd.DataFrame:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from fraud import schema
-from fraud.config import BaseConfig, parse_checked
+from fraud.config import PARAMS_FILE, BaseConfig, load_params, parse_checked
 from fraud.drift import (
     SCORE,
     DriftConfig,
@@ -41,7 +41,7 @@ from fraud.drift import (
 )
 from fraud.files import atomic_write_bytes, dump_json
 from fraud.generate import DataConfig, generate_transactions
-from stages.common import PARAMS_FILE, load_params, run
+from stages.common import run
 
 REPORT_DIR = Path("reports/drift")
 LOG_SUFFIX = ".jsonl"

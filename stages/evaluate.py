@@ -15,11 +15,11 @@ import pandas as pd
 
 from fraud import schema
 from fraud.artifact import load_artifact
-from fraud.config import parse_checked
+from fraud.config import load_params, parse_checked
 from fraud.files import atomic_write_bytes, dump_json, sha256_bytes
 from fraud.metrics import LABELS, GateConfig, evaluate, gate, plot_data
 from fraud.train import TrainConfig, feature_importance
-from stages.common import load_params, parser, read_parquet, run, write_json
+from stages.common import parser, read_parquet, run, write_json
 
 
 def read_baseline(path: Path) -> dict[str, float] | None:

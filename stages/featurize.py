@@ -11,10 +11,9 @@ import numpy as np
 import pandas as pd
 
 from fraud import schema
-from fraud.config import parse_checked
+from fraud.config import load_params, parse_checked
 from fraud.features import FeatureConfig, FeatureState, compute_history, fit_state, transform
 from stages.common import (
-    load_params,
     parser,
     read_parquet,
     run,

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from fraud.config import BaseConfig, ConfigError, parse_checked
+from fraud.config import BaseConfig, ConfigError, load_params, parse_checked
 from fraud.generate import DataConfig, generate_transactions
 from fraud.validate import validate_transactions
-from stages.common import load_params, parser, run, write_parquet
+from stages.common import parser, run, write_parquet
 
 
 def ingest_csv(cfg: DataConfig, external_dir: Path) -> pd.DataFrame:

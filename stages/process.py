@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fraud import schema
-from fraud.config import parse_checked
+from fraud.config import load_params, parse_checked
 from fraud.validate import SplitConfig, time_split, validate_transactions
-from stages.common import load_params, parser, read_parquet, run, write_parquet
+from stages.common import parser, read_parquet, run, write_parquet
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,12 +17,12 @@ import pandas as pd
 
 from fraud import schema
 from fraud.artifact import ModelArtifact, params_hash, save_artifact
-from fraud.config import BaseConfig, parse_checked
+from fraud.config import BaseConfig, load_params, parse_checked
 from fraud.drift import ProfileConfig, build_profile
 from fraud.files import sha256_file
 from fraud.metrics import choose_threshold, evaluate
 from fraud.train import TrainConfig, fit_model, parse_model_config, predict_proba
-from stages.common import load_params, parser, read_parquet, run, write_json
+from stages.common import parser, read_parquet, run, write_json
 
 
 def xy(frame: pd.DataFrame, feature_names: list[str]) -> tuple[np.ndarray, np.ndarray]:
