@@ -3,12 +3,12 @@
 # Only the serving dependencies (requirements-serve.txt: no xgboost, pandas, scikit-learn,
 # DVC or Hydra) and only the files serving reads (.dockerignore lists them) go in.
 # tests/test_docker.py lints this file and runs its CMD from a venv of requirements-serve.txt.
-# The builder is the full image of the same Python (it has a C compiler, for the tree kernel
-# fraud/_treewalk.c); its venv and the kernel are copied into the slim runtime.
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
-ARG BUILD_IMAGE=python:3.11-bookworm
+# The builder is the full image of the runtime's Python (it has a C compiler, for the tree
+# kernel fraud/_treewalk.c); its venv and the kernel are copied into the slim runtime, so both
+# stages take their Python from the one PYTHON_VERSION.
+ARG PYTHON_VERSION=3.11
 
-FROM ${BUILD_IMAGE} AS builder
+FROM python:${PYTHON_VERSION}-bookworm AS builder
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY requirements-serve.txt /tmp/requirements-serve.txt
@@ -18,7 +18,7 @@ WORKDIR /build
 COPY fraud/ fraud/
 RUN python -m fraud.native
 
-FROM ${PYTHON_IMAGE} AS runtime
+FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

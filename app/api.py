@@ -80,18 +80,23 @@ def _prediction(
     now: str,
     version: str,
     prediction_id: str,
+    out: dict[str, Any] | None = None,
 ) -> dict:
-    """The response entry of one scored transaction: the scorer's fresh ``result`` (its
-    fraud_probability, is_fraud, risk_level and reasons), completed in place."""
-    if result["warnings"]:
-        warnings = warnings + result["warnings"]
-    result["warnings"] = warnings
-    result["prediction_id"] = prediction_id
-    result["timestamp"] = now
-    result["model_version"] = version
+    """The response entry of one scored transaction (added to ``out`` when given)."""
+    out = {} if out is None else out
+    out |= {
+        "fraud_probability": result["fraud_probability"],
+        "is_fraud": bool(result["is_fraud"]),
+        "risk_level": result["risk_level"],
+        "prediction_id": prediction_id,
+        "timestamp": now,
+        "model_version": version,
+        "reasons": result["reasons"],
+        "warnings": warnings + result["warnings"] if result["warnings"] else warnings,
+    }
     if "transaction_id" in record:
-        result["transaction_id"] = record["transaction_id"]
-    return result
+        out["transaction_id"] = record["transaction_id"]
+    return out
 
 
 def _record_scored(
@@ -182,9 +187,10 @@ def predict_batch() -> Response:
     _record_scored(current_app._get_current_object(), records, scored)
     now, version, ids = _now(), state.scorer.version, _prediction_ids(len(valid))
     for k, ((i, record, warnings), result) in enumerate(zip(valid, scored, strict=True)):
-        entry = _prediction(result, record, warnings, now, version, ids[32 * k : 32 * k + 32])
-        entry["index"] = i
-        results[i] = entry
+        prediction_id = ids[32 * k : 32 * k + 32]
+        results[i] = _prediction(
+            result, record, warnings, now, version, prediction_id, {"index": i}
+        )
     return jsonify(
         {
             "results": results,

@@ -9,12 +9,14 @@
  * of level 0. One step is p = 2p + (xx[slot[p]] >= key[p]), where a row is laid out as
  * xx = [x, -x] in float32, so missing values (NaN) follow each node's default direction.
  *
- * Outputs, in the numpy code's order of operations (so the numbers are bit for bit the same):
+ * Outputs, in the numpy code's order of operations (so the numbers are bit for bit the same;
+ * float sums depend on their order):
  *   margins[i]           float32 sum over trees of the leaf values, tree by tree (the base
  *                        margin is folded into tree 0's leaves), stored as double;
  *   work[i * 2F + slot]  Saabas contributions per slot, when work is not NULL: stepping into
- *                        child q credits delta[offsets[l + 1] + q] to the slot tested; the
- *                        caller zeroes work and folds x and -x slots into features.
+ *                        child q credits delta[offsets[l + 1] + q] to the slot tested, tree
+ *                        by tree and level by level within a tree; the caller zeroes work
+ *                        and folds x and -x slots into features.
  * Rows go in blocks of BLOCK: one tree's nodes are tested against many rows while the rows'
  * positions stay in L1, and the rows' steps are independent, so the CPU overlaps them.
  */
@@ -41,7 +43,7 @@ void treewalk(const float *xx, int64_t n, int64_t width, const int32_t *slot, co
         const float *rows = xx + start * width;
         double *acc = work ? work + start * width : NULL;
         for (int64_t i = 0; i < m; i++)
-            sum[i] = 0.0f;
+            sum[i] = -0.0f; /* the additive identity: a lone -0.0 leaf stays -0.0, as in numpy */
         for (int64_t t = 0; t < n_trees; t++) {
             for (int64_t i = 0; i < m; i++)
                 pos[i] = t;

@@ -17,6 +17,7 @@ import functools
 import hashlib
 import logging
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -46,33 +47,37 @@ def build_digest(source: Path = SOURCE) -> str:
 
 
 def build(output: Path = LIBRARY, source: Path = SOURCE) -> Path:
-    """Compile ``source`` into ``output`` atomically (a concurrent build never tears it)."""
-    compiler = os.environ.get("CC") or "cc"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
-    os.close(fd)
-    command = [
-        compiler,
-        *CFLAGS,
-        f'-DTREEWALK_DIGEST="{build_digest(source)}"',
-        "-o",
-        tmp,
-        str(source),
-    ]
+    """Compile ``source`` into ``output`` atomically (a concurrent build never tears it).
+
+    ``$CC`` may carry words (``ccache gcc``). Every failure, the compiler's or the file
+    system's (a read-only install), is a NativeError naming both files; nothing is left behind.
+    """
+    compiler = [os.environ.get("CC") or "cc"]
+    tmp: str | None = None
     try:
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise NativeError(f"cannot build {output} from {source}: {exc}") from exc
-    if done.returncode != 0:
-        Path(tmp).unlink(missing_ok=True)
-        raise NativeError(
-            f"{compiler} failed to build {output} from {source} (exit {done.returncode}): "
-            f"{done.stderr.strip()[-2000:]}"
+        compiler = shlex.split(compiler[0])
+        output.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
+        os.close(fd)
+        digest = build_digest(source)
+        command = [*compiler, *CFLAGS, f'-DTREEWALK_DIGEST="{digest}"', "-o", tmp, str(source)]
+        done = subprocess.run(
+            command, capture_output=True, text=True, errors="replace", check=False
         )
-    # mkstemp's 0600 would hide the library from other users (the image's app user)
-    os.chmod(tmp, 0o755)  # noqa: S103
-    os.replace(tmp, output)
+        if done.returncode != 0:
+            raise NativeError(
+                f"{' '.join(compiler)} failed to build {output} from {source} "
+                f"(exit {done.returncode}): {done.stderr.strip()[-2000:]}"
+            )
+        # mkstemp's 0600 would hide the library from other users (the image's app user)
+        os.chmod(tmp, 0o755)  # noqa: S103
+        os.replace(tmp, output)
+        tmp = None
+    except (OSError, ValueError) as exc:  # ValueError: shlex on an unbalanced quote
+        raise NativeError(f"cannot build {output} from {source}: {exc}") from exc
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
     return output
 
 
@@ -113,7 +118,7 @@ def kernel() -> ctypes.CDLL | None:
         except NativeError:
             build(LIBRARY, SOURCE)
             return load(LIBRARY, SOURCE)
-    except NativeError as exc:
+    except (NativeError, OSError) as exc:  # OSError: the source itself cannot be read
         log.warning("tree kernel: using numpy, 4-5x slower for batches (%s)", exc)
         return None
 

@@ -66,7 +66,8 @@ MAX_POSITIONS = 1 << 22
 
 def _sigmoid(margin: np.ndarray) -> np.ndarray:
     """Logistic function in float64 (the same ufuncs for one row and for batches)."""
-    return 1.0 / (1.0 + np.exp(-margin))
+    with np.errstate(over="ignore"):  # exp(-margin) = inf for margin < -709: probability 0
+        return 1.0 / (1.0 + np.exp(-margin))
 
 
 def _float32_sum(values: np.ndarray) -> np.ndarray:
@@ -236,7 +237,9 @@ class CompiledTrees:
 
         Rows go in chunks of ``BATCH_CHUNK``; per chunk every level is a handful of numpy
         operations over (trees × rows) arrays. Contributions are one ``bincount`` per chunk
-        over (level, tree, row) entries, so each row accumulates in ``predict_one``'s order.
+        over (tree, level, row) entries: each row accumulates tree by tree, level by level
+        within a tree, the order of ``predict_one`` and of the C kernel (float sums depend on
+        their order, and the paths must agree bit for bit).
         """
         lib = native.kernel()
         if lib is not None:
@@ -251,12 +254,13 @@ class CompiledTrees:
             m = len(chunk)
             xx = np.concatenate((chunk, -chunk), axis=1).ravel()
             offset = np.arange(m, dtype=np.intp) * width
-            index = np.empty((depth if with_contributions else min(depth, 1), n_trees, m), np.intp)
-            steps = np.empty((depth, n_trees, m)) if with_contributions else None
+            # (tree, level, row): each level fills a strided view; bincount reads tree-major
+            index = np.empty((n_trees, depth if with_contributions else min(depth, 1), m), np.intp)
+            steps = np.empty((n_trees, depth, m)) if with_contributions else None
             go = np.empty((n_trees, m), dtype=np.intp)
             pos = np.broadcast_to(np.arange(n_trees, dtype=np.intp)[:, None], (n_trees, m))
             for level in range(depth):
-                here = index[level if with_contributions else 0]
+                here = index[:, level if with_contributions else 0]
                 if level == 0:
                     np.add(self._slot[0][:, None], offset, out=here)
                     np.greater_equal(xx.take(here), self._key[0][:, None], out=go)
@@ -268,7 +272,7 @@ class CompiledTrees:
                     pos <<= 1
                     pos += go
                 if steps is not None:
-                    self._delta[level].take(pos, out=steps[level], mode="wrap")
+                    self._delta[level].take(pos, out=steps[:, level], mode="wrap")
             margins[start : start + m] = _float32_sum(self._value.take(pos))
             if contributions is not None and steps is not None:
                 sums = np.bincount(index.ravel(), weights=steps.ravel(), minlength=m * width)
@@ -369,10 +373,10 @@ class CompiledTrees:
             pos = pos + pos
             pos += go
         margin = np.add.accumulate(self._value[pos])[-1]
-        # Level-major order (ravel of the transpose copies), as the batch path accumulates.
+        # Tree by tree, level by level within a tree: the batch paths' order.
         sums = np.bincount(
-            self._path_slot.take(pos, axis=0).T.ravel(),
-            weights=self._path_delta.take(pos, axis=0).T.ravel(),
+            self._path_slot.take(pos, axis=0).ravel(),
+            weights=self._path_delta.take(pos, axis=0).ravel(),
             minlength=2 * n_features,
         )
         np.add(sums[:n_features], sums[n_features:], out=contributions[:n_features])

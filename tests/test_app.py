@@ -320,6 +320,28 @@ def test_batch_equals_single(client: FlaskClient) -> None:
             assert result[key] == single[key]
 
 
+PREDICTION_FIELDS = [
+    "fraud_probability",
+    "is_fraud",
+    "risk_level",
+    "prediction_id",
+    "timestamp",
+    "model_version",
+    "reasons",
+    "warnings",
+    "transaction_id",
+]
+
+
+def test_prediction_fields_come_in_a_fixed_order(client: FlaskClient) -> None:
+    # orjson writes keys in insertion order; clients and golden files may read them in order
+    item = with_(transaction_id="t-1")
+    single = client.post("/predict", json=item).get_json()
+    assert list(single) == [*PREDICTION_FIELDS, "processing_time_ms"]
+    (entry,) = client.post("/predict/batch", json={"transactions": [item]}).get_json()["results"]
+    assert list(entry) == ["index", *PREDICTION_FIELDS]
+
+
 @pytest.mark.parametrize(
     ("body", "status", "field"),
     [

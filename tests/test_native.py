@@ -82,6 +82,24 @@ def test_a_failing_compiler_is_reported_with_its_output(
     assert sorted(p.name for p in sandbox.iterdir()) == ["_treewalk.c", "bin"]
 
 
+def test_an_unwritable_install_falls_back_to_numpy(
+    sandbox: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # no directory can be made under /proc, not even by root
+    monkeypatch.setattr(native, "LIBRARY", Path("/proc/self/no-such-dir/_treewalk.so"))
+    with caplog.at_level(logging.WARNING, logger="fraud.native"):
+        assert native.kernel() is None
+    assert "cannot build /proc/self/no-such-dir/_treewalk.so" in caplog.text
+
+
+def test_cc_may_carry_words(sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CC", "env cc")  # as ccache gcc would be
+    assert native.kernel() is not None
+    monkeypatch.setenv("CC", "'unbalanced")
+    with pytest.raises(native.NativeError, match="cannot build"):
+        native.build(sandbox / "other.so", sandbox / "_treewalk.c")
+
+
 def test_fraud_native_0_forces_numpy(sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FRAUD_NATIVE", "0")
     assert native.kernel() is None

@@ -160,6 +160,10 @@ def test_one_odd_value_sends_the_batch_item_by_item(
 def test_a_missing_or_extra_key_in_one_item_sends_the_batch_item_by_item(
     validator: TransactionValidator, sample: dict[str, Any]
 ) -> None:
+    items = [{**sample, "zz": 1, "aa": 2}, {**sample, "aa": 2, "zz": 1}]  # keys in another order
+    assert validator._regular(items) is None
+    assert validator.batch(items) == [validator(item) for item in items]
+    assert validator.batch(items)[1][1] == ["ignored unknown field(s): aa, zz"]
     items = regular(sample)
     del items[1]["amount"]
     assert validator._regular(items) is None

@@ -185,6 +185,50 @@ def test_the_c_kernel_and_numpy_agree_bit_for_bit(
         np.testing.assert_array_equal(native_part, numpy_part)
 
 
+def _wide_range_ensemble(rng: np.random.Generator, n_trees: int, depth: int) -> CompiledTrees:
+    """Complete trees on one feature with leaf values from 1e-8 to 1e8: sums of their
+    contributions round, so any difference in the order of additions shows."""
+    n_internal, n_nodes = 2**depth - 1, 2 ** (depth + 1) - 1
+    node = np.arange(n_nodes)
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("left", "right", "value", "cover")}
+    for t in range(n_trees):
+        offset = t * n_nodes
+        parts["left"].append(np.where(node < n_internal, 2 * node + 1 + offset, -1))
+        parts["right"].append(np.where(node < n_internal, 2 * node + 2 + offset, -1))
+        leaves = rng.standard_normal(n_nodes - n_internal) * 10.0 ** rng.integers(-8, 8, 4)
+        parts["value"].append(np.r_[np.zeros(n_internal), leaves].astype(np.float32))
+        parts["cover"].append(2.0 ** (depth - np.floor(np.log2(node + 1))).astype(np.float32))
+    total = n_trees * n_nodes
+    return CompiledTrees(
+        feature=np.zeros(total, dtype=np.intp),
+        threshold=np.tile(np.linspace(0.1, 0.9, n_nodes, dtype=np.float32), n_trees),
+        left=np.concatenate(parts["left"]),
+        right=np.concatenate(parts["right"]),
+        default_left=np.tile(node % 2 == 0, n_trees),
+        leaf_value=np.concatenate(parts["value"]),
+        cover=np.concatenate(parts["cover"]),
+        roots=np.arange(n_trees) * n_nodes,
+        base_margin=0.0,
+        n_features=1,
+        max_depth=depth,
+    )
+
+
+def test_contributions_add_up_in_one_order_on_every_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Real models hide the order (their sums happen to be exact in float64); these do not.
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        trees = _wide_range_ensemble(rng, n_trees=3, depth=2)
+        x = rng.choice([0.0, 0.3, 0.6, 1.0, np.nan], size=(8, 1))
+        got = {}
+        for name in ("native", "numpy"):
+            use_evaluator(monkeypatch, name)
+            got[name] = [trees.margin(x), trees.contributions(x)]
+            got[name] += [part for row in x for part in trees.predict_one(row)]
+        for native_part, numpy_part in zip(got["native"], got["numpy"], strict=True):
+            np.testing.assert_array_equal(native_part, numpy_part)
+
+
 def test_any_memory_layout_gives_the_same_numbers(
     case: tuple[xgb.Booster, CompiledTrees, np.ndarray],
 ) -> None:
