@@ -52,10 +52,9 @@ def build(output: Path = LIBRARY, source: Path = SOURCE) -> Path:
     ``$CC`` may carry words (``ccache gcc``). Every failure, the compiler's or the file
     system's (a read-only install), is a NativeError naming both files; nothing is left behind.
     """
-    compiler = [os.environ.get("CC") or "cc"]
     tmp: str | None = None
     try:
-        compiler = shlex.split(compiler[0])
+        compiler = shlex.split(os.environ.get("CC") or "cc")
         output.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
         os.close(fd)

@@ -102,14 +102,6 @@ class Scorer:
         values_out = (values if finite.all() else np.where(finite, values, None)).tolist()
         names = self._names[order].tolist()
         keep = (picked != 0.0) & np.isfinite(picked)
-        if keep.all():
-            return [
-                [
-                    {"feature": n, "value": v, "contribution": c}
-                    for n, v, c in zip(ns, vs, cs, strict=True)
-                ]
-                for ns, vs, cs in zip(names, values_out, picked.tolist(), strict=True)
-            ]
         return [
             [
                 {"feature": n, "value": v, "contribution": c}

@@ -347,18 +347,16 @@ class CompiledTrees:
 
         Bit-for-bit the batch methods' numbers for that row, with no per-tree Python work.
         """
+        n_features = self.n_features
+        row = np.asarray(x, dtype=np.float64)  # as _check gives the batch paths
+        if row.shape != (n_features,):
+            raise ValueError(f"expected shape ({n_features},), got {row.shape}")
         lib = native.kernel()
         if lib is not None:
-            row = np.asarray(x, dtype=np.float64)
-            if row.shape != (self.n_features,):
-                raise ValueError(f"expected shape ({self.n_features},), got {row.shape}")
             margins, contributions = self._evaluate_native(lib, row[None, :], True)
             return float(_sigmoid(margins[0])), contributions[0]  # type: ignore[index]
         with np.errstate(over="ignore"):  # beyond float32 range: inf, as in XGBoost
-            x32 = np.asarray(x, dtype=np.float32)
-        n_features = self.n_features
-        if x32.shape != (n_features,):
-            raise ValueError(f"expected shape ({n_features},), got {x32.shape}")
+            x32 = row.astype(np.float32)
         contributions = np.empty(n_features + 1)
         contributions[n_features] = self._bias
         if self.max_depth == 0:
