@@ -4,7 +4,7 @@
 # DVC or Hydra) and only the files serving reads (.dockerignore lists them) go in.
 # tests/test_docker.py lints this file and runs its CMD from a venv of requirements-serve.txt.
 # The builder is the full image of the runtime's Python (it has a C compiler, for the tree
-# kernel fraud/_treewalk.c); its venv and the kernel are copied into the slim runtime, so both
+# kernel fraud/runtime/_treewalk.c); its venv and the kernel are copied into the slim runtime, so both
 # stages take their Python from the one PYTHON_VERSION.
 ARG PYTHON_VERSION=3.11
 
@@ -16,7 +16,7 @@ RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements-serve.txt
 WORKDIR /build
 COPY fraud/ fraud/
-RUN python -m fraud.native
+RUN python -m fraud.runtime.native
 
 FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
@@ -30,7 +30,7 @@ WORKDIR /app
 COPY --from=builder /opt/venv /opt/venv
 COPY app/ app/
 COPY fraud/ fraud/
-COPY --from=builder /build/fraud/_treewalk.so fraud/_treewalk.so
+COPY --from=builder /build/fraud/runtime/_treewalk.so fraud/runtime/_treewalk.so
 COPY models/ models/
 COPY data/selected_features.json data/selected_features.json
 COPY params.yaml params.yaml

@@ -61,7 +61,6 @@ class ServiceState:
     metrics: Any
     manifest: dict[str, Any]
     started: float
-    ready: bool = True
 
 
 def resolve_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -93,7 +92,7 @@ def resolve_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def check_features_file(path: Path, feature_names: list[str]) -> None:
     """Refuse a features file whose "features" list differs from the artifact's."""
-    from fraud.artifact import ArtifactError
+    from fraud.runtime.artifact import ArtifactError
 
     try:
         features = json.loads(Path(path).read_text()).get("features")
@@ -119,8 +118,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from app.metrics import Metrics
     from app.monitoring import init_monitoring
     from app.schemas import TransactionValidator, transaction_fields
-    from fraud.artifact import load_artifact
-    from fraud.scoring import RiskBands, Scorer
+    from fraud.runtime.artifact import load_artifact
+    from fraud.runtime.scoring import RiskBands, Scorer
 
     settings = resolve_config(config)
     app = Flask(__name__)

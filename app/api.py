@@ -218,12 +218,10 @@ def health() -> Response:
 
 
 @bp.get("/ready")
-def ready() -> tuple[Response, int]:
-    """200 when the model is loaded and verified, else 503."""
-    state = _state()
-    is_ready = bool(state.ready and state.scorer is not None)
-    body = {"ready": is_ready, "version": state.scorer.version if is_ready else None}
-    return jsonify(body), 200 if is_ready else 503
+def ready() -> Response:
+    """200 with the model version: a worker exists only once its model loaded and verified
+    (``create_app`` raises otherwise, so the worker never boots)."""
+    return jsonify({"ready": True, "version": _state().scorer.version})
 
 
 @bp.get("/model/info")

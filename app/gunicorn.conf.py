@@ -36,8 +36,8 @@ METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 # After PROMETHEUS_MULTIPROC_DIR is set: prometheus_client picks its value store on import.
 import app.api  # noqa: E402, F401
-import fraud.scoring  # noqa: E402, F401
-from fraud import native  # noqa: E402
+import fraud.runtime.scoring  # noqa: E402, F401
+from fraud.runtime import native  # noqa: E402
 
 # Load (or build) the C tree kernel once, before the workers fork; a warning says if numpy
 # will be used instead.

@@ -9,7 +9,7 @@ microseconds. A file rotates at ``PREDICTION_LOG_MAX_BYTES``; the directory keep
 error is logged and the records dropped: monitoring never breaks scoring.
 
 ``GET /monitoring/drift`` answers 404 unless ``MONITORING_TOKEN`` is configured, 401 without
-that bearer token, else the drift report (fraud/drift.py) of the most recent
+that bearer token, else the drift report (fraud/monitoring/drift.py) of the most recent
 ``MONITORING_WINDOW`` records of every worker's files against the reference profile promoted
 with the served model, under the alert rule in params.yaml's ``drift`` section.
 
@@ -35,16 +35,9 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from fraud.drift import (
-    SCORE,
-    DriftConfig,
-    DriftError,
-    ProfileConfig,
-    check_profile,
-    columns_from_records,
-    drift_report,
-    parse_log_lines,
-)
+from fraud.monitoring.config import SCORE, DriftConfig, DriftError, ProfileConfig
+from fraud.monitoring.drift import columns_from_records, drift_report, parse_log_lines
+from fraud.monitoring.profile import check_profile
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOG_SUFFIX = ".jsonl"

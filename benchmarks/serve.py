@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import REPO
-from tests.test_server import Server, request
+from tests.service.test_server import Server, request
 
 TARGETS = {
     "predict_rps_8_connections": 1500,

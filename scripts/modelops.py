@@ -91,11 +91,11 @@ def deploy_branch(root: Path, env: str) -> str:
 
 
 def verify(root: Path) -> str:
-    """Load models/ through fraud.artifact (hash + versions) and check the features file.
+    """Load models/ through fraud.runtime.artifact (hash + versions) and check the features file.
 
     Returns the model version (the first 12 hex digits of its sha256), as the app reports it.
     """
-    from fraud.artifact import ArtifactError, load_artifact
+    from fraud.runtime.artifact import ArtifactError, load_artifact
 
     try:
         artifact, manifest = load_artifact(

@@ -5,7 +5,7 @@
 #
 # Restores the model files (python -m scripts.modelops paths: the artifact, its manifest,
 # features, summaries, gate report, baseline, params.yaml and dvc.lock) as they were at REV,
-# verifies the artifact against its manifest (fraud.artifact.load_artifact), and commits
+# verifies the artifact against its manifest (fraud.runtime.artifact.load_artifact), and commits
 # "Roll back model to <short sha of REV> (VERSION)". Refuses on a dirty tree, a revision without a model, or a
 # model of another environment than this branch serves. Push the commit to redeploy.
 set -euo pipefail

@@ -10,8 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from fraud.artifact import ArtifactError, read_manifest
 from fraud.files import atomic_write_bytes, dump_json
+from fraud.runtime.artifact import ArtifactError, read_manifest
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,24 +23,22 @@ from typing import Any
 
 import numpy as np
 
-from fraud import schema
 from fraud.config import PARAMS_FILE, BaseConfig, load_params, parse_checked
-from fraud.drift import (
-    SCORE,
-    DriftConfig,
-    DriftError,
-    apply_scenario,
-    check_profile,
+from fraud.data import schema
+from fraud.data.synthetic.config import DataConfig
+from fraud.data.synthetic.generate import generate_transactions
+from fraud.files import atomic_write_bytes, dump_json
+from fraud.monitoring.config import SCORE, DriftConfig, DriftError
+from fraud.monitoring.drift import (
     columns_from_records,
     drift_report,
     exit_code,
     parse_log_lines,
-    production_config,
-    render_markdown,
     require_columns,
 )
-from fraud.files import atomic_write_bytes, dump_json
-from fraud.generate import DataConfig, generate_transactions
+from fraud.monitoring.markdown import render_markdown
+from fraud.monitoring.profile import check_profile
+from fraud.monitoring.scenarios import apply_scenario, production_config
 from stages.common import run
 
 REPORT_DIR = Path("reports/drift")
@@ -106,8 +104,9 @@ def model_scores(frame: Any, model: Path, manifest: Path, profile: dict) -> np.n
     """
     import pandas as pd
 
-    from fraud.artifact import load_artifact
-    from fraud.features import compute_history, transform
+    from fraud.features.history import compute_history
+    from fraud.features.transform import transform
+    from fraud.runtime.artifact import load_artifact
 
     needed = ("user_id", schema.TIMESTAMP, schema.DEVICE_ID)
     if any(name not in frame for name in needed):
@@ -126,7 +125,7 @@ def model_scores(frame: Any, model: Path, manifest: Path, profile: dict) -> np.n
         )
     state = artifact.feature_state
     history = compute_history(frame, state.config.windows)
-    return artifact.predict_proba(transform(pd.concat([frame, history], axis=1), state))
+    return artifact.model.predict_proba(transform(pd.concat([frame, history], axis=1), state))
 
 
 def fetch_report(url: str, token: str | None) -> dict:

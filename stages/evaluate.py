@@ -13,12 +13,13 @@ from typing import Any
 
 import pandas as pd
 
-from fraud import schema
-from fraud.artifact import load_artifact
 from fraud.config import load_params, parse_checked
+from fraud.data import schema
 from fraud.files import atomic_write_bytes, dump_json, sha256_bytes
-from fraud.metrics import LABELS, GateConfig, evaluate, gate, plot_data
-from fraud.train import TrainConfig, feature_importance
+from fraud.model.gate import GateConfig, gate
+from fraud.model.metrics import LABELS, evaluate, plot_data
+from fraud.model.train import TrainConfig, feature_importance
+from fraud.runtime.artifact import load_artifact
 from stages.common import parser, read_parquet, run, write_json
 
 
@@ -76,11 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     artifact, manifest = load_artifact(args.model, args.manifest)
     test = read_parquet(args.test)
     y = test[schema.LABEL].to_numpy(dtype="int64")
-    scores = artifact.predict_proba(test[artifact.feature_names].to_numpy(dtype="float64"))
+    scores = artifact.model.predict_proba(test[artifact.feature_names].to_numpy(dtype="float64"))
     metrics = evaluate(y, scores, artifact.threshold, train_cfg.threshold)
     write_json(metrics, args.metrics)
 
-    importance = feature_importance(artifact.estimator, artifact.feature_names)
+    importance = feature_importance(artifact.model, artifact.feature_names)
     plots = plot_data(y, scores, artifact.threshold, importance)
     for name in ("roc", "pr", "calibration", "feature_importance"):
         write_json(plots[name], args.plots / f"{name}.json")

@@ -10,9 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fraud import schema
 from fraud.config import load_params, parse_checked
-from fraud.features import FeatureConfig, FeatureState, compute_history, fit_state, transform
+from fraud.data import schema
+from fraud.features.history import compute_history
+from fraud.features.spec import FeatureConfig
+from fraud.features.state import FeatureState, fit_state
+from fraud.features.transform import transform
 from stages.common import (
     parser,
     read_parquet,

@@ -12,8 +12,9 @@ from pathlib import Path
 import pandas as pd
 
 from fraud.config import BaseConfig, ConfigError, load_params, parse_checked
-from fraud.generate import DataConfig, generate_transactions
-from fraud.validate import validate_transactions
+from fraud.data.synthetic.config import DataConfig
+from fraud.data.synthetic.generate import generate_transactions
+from fraud.data.validate import validate_transactions
 from stages.common import parser, run, write_parquet
 
 

@@ -11,12 +11,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from fraud.config import BaseConfig, ConfigError, DeployConfig, parse_checked
-from fraud.drift import DriftConfig, ProfileConfig
-from fraud.features import FeatureConfig
-from fraud.generate import DataConfig
-from fraud.metrics import GateConfig
-from fraud.train import TrainConfig, parse_model_config
-from fraud.validate import SplitConfig
+from fraud.data.synthetic.config import DataConfig
+from fraud.data.validate import SplitConfig
+from fraud.features.spec import FeatureConfig
+from fraud.model.gate import GateConfig
+from fraud.model.train import TrainConfig, parse_model_config
+from fraud.monitoring.config import DriftConfig, ProfileConfig
 
 SCHEMAS: dict[str, type] = {
     "base": BaseConfig,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fraud import schema
 from fraud.config import load_params, parse_checked
-from fraud.validate import SplitConfig, time_split, validate_transactions
+from fraud.data import schema
+from fraud.data.validate import SplitConfig, time_split, validate_transactions
 from stages.common import parser, read_parquet, run, write_parquet
 
 

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from fraud.artifact import ArtifactError, load_artifact
+from fraud.runtime.artifact import ArtifactError, load_artifact
 
 KEYS = ("roc_auc", "pr_auc", "recall_at_1pct_fpr", "precision", "recall", "f1", "threshold")
 

@@ -1,6 +1,6 @@
 """Stage train: fit the configured model, choose the threshold on valid, write the candidate.
 
-The candidate artifact (estimator + fitted feature state + threshold + metadata), its
+The candidate artifact (runtime + fitted feature state + threshold + metadata), its
 manifest and its drift reference profile (raw request fields of the train split, model scores
 on valid, tied to the artifact's sha256) go to the DVC cache; the evaluate stage gates them
 before anything reaches models/.
@@ -15,13 +15,14 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from fraud import schema
-from fraud.artifact import ModelArtifact, params_hash, save_artifact
 from fraud.config import BaseConfig, load_params, parse_checked
-from fraud.drift import ProfileConfig, build_profile
+from fraud.data import schema
 from fraud.files import sha256_file
-from fraud.metrics import choose_threshold, evaluate
-from fraud.train import TrainConfig, fit_model, parse_model_config, predict_proba
+from fraud.model.metrics import choose_threshold, evaluate
+from fraud.model.train import TrainConfig, fit_model, parse_model_config
+from fraud.monitoring.config import ProfileConfig
+from fraud.monitoring.profile import build_profile
+from fraud.runtime.artifact import ModelArtifact, params_hash, save_artifact
 from stages.common import parser, read_parquet, run, write_json
 
 
@@ -57,10 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     x_train, y_train = xy(read_parquet(args.train), state.feature_names)
     x_valid, y_valid = xy(read_parquet(args.valid), state.feature_names)
 
-    estimator, fit_info = fit_model(
+    model, fit_info = fit_model(
         x_train, y_train, x_valid, y_valid, model_cfg, train_cfg, base.seed
     )
-    valid_scores = predict_proba(estimator, x_valid)
+    valid_scores = model.predict_proba(x_valid)
     threshold = choose_threshold(y_valid, valid_scores, train_cfg.threshold)
     valid_metrics = evaluate(y_valid, valid_scores, threshold, train_cfg.threshold)
     metadata = {
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": {"train": len(y_train), "valid": len(y_valid)},
         "valid_metrics": valid_metrics,
     }
-    artifact = ModelArtifact(model_cfg.name, estimator, state, threshold, metadata)
+    artifact = ModelArtifact(model_cfg.name, model, state, threshold, metadata)
     manifest = save_artifact(artifact, Path(args.model), Path(args.manifest))
     raw = read_parquet(args.raw_train)
     model_facts = {"sha256": manifest["sha256"], "kind": model_cfg.name, "env": base.env}

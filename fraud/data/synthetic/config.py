@@ -1,0 +1,203 @@
+"""The ``data`` config of the synthetic generator and its five fraud patterns (conf/data/)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date
+
+SECONDS_PER_DAY = 86_400
+
+#: The injected fraud patterns, in the order they are generated (and their codes 1..5).
+PATTERNS: tuple[str, ...] = (
+    "account_takeover",
+    "card_testing",
+    "high_amount",
+    "night_time",
+    "high_risk_merchant",
+)
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def _check_weight(value: float, key: str) -> None:
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{key} must be a finite number >= 0, got {value}")
+
+
+def _check_at_least(value: float, key: str, minimum: float) -> None:
+    if not value >= minimum:
+        raise ValueError(f"{key} must be >= {minimum}, got {value}")
+
+
+def _check_range(low: float, high: float, key_low: str, key_high: str, minimum: float) -> None:
+    _check_at_least(low, key_low, minimum)
+    if not high >= low:
+        raise ValueError(f"{key_high} must be >= {key_low} ({low}), got {high}")
+
+
+@dataclass
+class AccountTakeoverConfig:
+    """A burst of purchases on a new device from a non-home city, at higher amounts."""
+
+    weight: float = 0.12
+    burst_min: int = 3
+    burst_max: int = 8
+    burst_minutes: int = 60
+
+    def check(self, prefix: str = "patterns.account_takeover") -> None:
+        """Raise ValueError naming the field when a value is nonsense."""
+        _check_weight(self.weight, f"{prefix}.weight")
+        _check_range(
+            self.burst_min, self.burst_max, f"{prefix}.burst_min", f"{prefix}.burst_max", 1
+        )
+        _check_at_least(self.burst_minutes, f"{prefix}.burst_minutes", 1)
+
+
+@dataclass
+class CardTestingConfig:
+    """Small probe charges within minutes on a new device, then one large charge."""
+
+    weight: float = 0.08
+    probes_min: int = 3
+    probes_max: int = 8
+    probe_max_amount: float = 5.0
+    burst_minutes: int = 15
+
+    def check(self, prefix: str = "patterns.card_testing") -> None:
+        """Raise ValueError naming the field when a value is nonsense."""
+        _check_weight(self.weight, f"{prefix}.weight")
+        _check_range(
+            self.probes_min, self.probes_max, f"{prefix}.probes_min", f"{prefix}.probes_max", 1
+        )
+        if not (math.isfinite(self.probe_max_amount) and self.probe_max_amount >= 0.01):
+            raise ValueError(
+                f"{prefix}.probe_max_amount must be >= 0.01, got {self.probe_max_amount}"
+            )
+        _check_at_least(self.burst_minutes, f"{prefix}.burst_minutes", 1)
+
+
+@dataclass
+class HighAmountConfig:
+    """One purchase at ``multiplier`` x the victim's typical spend, on their usual device."""
+
+    weight: float = 0.25
+    multiplier_min: float = 3.0
+    multiplier_max: float = 10.0
+
+    def check(self, prefix: str = "patterns.high_amount") -> None:
+        """Raise ValueError naming the field when a value is nonsense."""
+        _check_weight(self.weight, f"{prefix}.weight")
+        _check_range(
+            self.multiplier_min,
+            self.multiplier_max,
+            f"{prefix}.multiplier_min",
+            f"{prefix}.multiplier_max",
+            1.0,
+        )
+        if not math.isfinite(self.multiplier_max):
+            raise ValueError(f"{prefix}.multiplier_max must be finite, got {self.multiplier_max}")
+
+
+@dataclass
+class NightTimeConfig:
+    """One purchase at one of ``hours`` (UTC), at an elevated amount, often from elsewhere."""
+
+    weight: float = 0.25
+    hours: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+
+    def check(self, prefix: str = "patterns.night_time") -> None:
+        """Raise ValueError naming the field when a value is nonsense."""
+        _check_weight(self.weight, f"{prefix}.weight")
+        if not self.hours:
+            raise ValueError(f"{prefix}.hours must not be empty")
+        bad = [h for h in self.hours if not 0 <= h <= 23]
+        if bad:
+            raise ValueError(f"{prefix}.hours must be in 0..23, got {bad}")
+
+
+@dataclass
+class HighRiskMerchantConfig:
+    """One purchase in a high-risk merchant category at an elevated amount."""
+
+    weight: float = 0.25
+
+    def check(self, prefix: str = "patterns.high_risk_merchant") -> None:
+        """Raise ValueError naming the field when a value is nonsense."""
+        _check_weight(self.weight, f"{prefix}.weight")
+
+
+@dataclass
+class PatternsConfig:
+    """The fraud patterns; each pattern's number of events is proportional to its weight."""
+
+    account_takeover: AccountTakeoverConfig = field(default_factory=AccountTakeoverConfig)
+    card_testing: CardTestingConfig = field(default_factory=CardTestingConfig)
+    high_amount: HighAmountConfig = field(default_factory=HighAmountConfig)
+    night_time: NightTimeConfig = field(default_factory=NightTimeConfig)
+    high_risk_merchant: HighRiskMerchantConfig = field(default_factory=HighRiskMerchantConfig)
+
+    def configs(self) -> list[tuple[str, float]]:
+        """(pattern name, weight) in generation order."""
+        return [(name, float(getattr(self, name).weight)) for name in PATTERNS]
+
+    def check(self, prefix: str = "patterns") -> None:
+        """Check every pattern, and that at least one has a positive weight."""
+        for name in PATTERNS:
+            getattr(self, name).check(f"{prefix}.{name}")
+        if not any(weight > 0 for _, weight in self.configs()):
+            raise ValueError(f"{prefix}.*.weight: at least one pattern weight must be > 0")
+
+
+@dataclass
+class DataConfig:
+    """Where transactions come from and, for synthetic data, their size, span and fraud mix."""
+
+    source: str = "synthetic"
+    path: str | None = None
+    n_transactions: int = 100_000
+    n_users: int = 5_000
+    start: str = "2026-01-01"
+    days: int = 90
+    fraud_rate: float = 0.015
+    patterns: PatternsConfig = field(default_factory=PatternsConfig)
+
+    def check(self) -> None:
+        """Raise ValueError naming the field when a value is nonsense."""
+        if self.source not in ("synthetic", "csv"):
+            raise ValueError(f"source must be 'synthetic' or 'csv', got {self.source!r}")
+        if self.source == "csv" and not self.path:
+            raise ValueError("path is required when source is 'csv'")
+        _check_at_least(self.n_transactions, "n_transactions", 1)
+        _check_at_least(self.n_users, "n_users", 1)
+        _check_at_least(self.days, "days", 1)
+        if not 0 < self.fraud_rate < 0.5:
+            raise ValueError(f"fraud_rate must be in (0, 0.5), got {self.fraud_rate}")
+        first = start_date(self.start)
+        if not (date(1678, 1, 1) <= first and first.toordinal() + self.days < _LAST_ORDINAL):
+            raise ValueError(
+                f"start + days must lie within 1678..2261, got {self.start} + {self.days}"
+            )
+        self.patterns.check("patterns")
+        span_minutes = self.days * 24 * 60
+        for name in ("account_takeover", "card_testing"):
+            minutes = getattr(self.patterns, name).burst_minutes
+            if minutes >= span_minutes:
+                raise ValueError(
+                    f"patterns.{name}.burst_minutes must be shorter than days ({span_minutes} "
+                    f"minutes), got {minutes}"
+                )
+
+    validate = check
+
+
+_LAST_ORDINAL = date(2262, 1, 1).toordinal()
+
+
+def start_date(value: str) -> date:
+    """Parse ``DataConfig.start``: a strict ISO date (never 'now'/'today': no wall clock)."""
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"start must be an ISO date like 2026-01-01, got {value!r}") from None

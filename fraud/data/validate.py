@@ -1,0 +1,173 @@
+"""Schema validation, cleaning and the out-of-time split of a transactions table.
+
+Validation collects every problem before failing, and each message names the column and how
+many rows are bad, so a user fixing their own CSV sees the whole list at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from fraud.data import schema
+
+_LABEL_VALUES = {"0": 0, "1": 1, "false": 0, "true": 1, "0.0": 0, "1.0": 1}
+_STRING_COLUMNS = ("transaction_id", "user_id", schema.DEVICE_ID, *schema.CATEGORICAL_COLUMNS)
+
+
+class SchemaError(ValueError):
+    """The input table does not satisfy the transaction schema; ``errors`` lists each problem."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors
+        super().__init__("invalid transactions:\n  - " + "\n  - ".join(errors))
+
+
+@dataclass
+class SplitConfig:
+    """Shares of rows (by time) for the train, valid and test splits; they must sum to 1."""
+
+    train: float = 0.7
+    valid: float = 0.15
+    test: float = 0.15
+
+    def check(self) -> None:
+        """Raise ValueError naming the field for a share out of range or a sum other than 1."""
+        for name in ("train", "valid", "test"):
+            value = getattr(self, name)
+            if not 0 < value < 1:
+                raise ValueError(f"split.{name} must be in (0, 1), got {value}")
+        total = self.train + self.valid + self.test
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"split.train + split.valid + split.test must be 1, got {total}")
+
+
+def _plural(n: int) -> str:
+    return f"{n} row" if n == 1 else f"{n} rows"
+
+
+def validate_transactions(raw: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
+    """Check ``raw`` against the schema and return a clean, typed copy sorted by time.
+
+    Cleaning: string columns are stripped; amounts parsed as float; timestamps parsed as UTC
+    (naive values are taken as UTC); labels 0/1/true/false become int 0/1; hour_of_day and
+    day_of_week are always derived from the timestamp so they can never disagree with it.
+    Extra columns (e.g. the generator's ``fraud_pattern``) are kept.
+
+    Raises:
+        SchemaError: listing every problem, each naming the column and the number of bad rows
+            (and prefixed with ``source``, the file the table came from, when given).
+    """
+
+    def fail(errors: list[str]) -> SchemaError:
+        return SchemaError([f"{source}: {e}" for e in errors] if source else errors)
+
+    errors: list[str] = []
+    missing = [c for c in schema.CORE_COLUMNS if c not in raw.columns]
+    errors += [f"missing column '{c}'" for c in missing]
+    if len(raw) == 0:
+        errors.append("the table has no rows")
+    if errors:
+        raise fail(errors)
+
+    df = raw.copy()
+    for col in _STRING_COLUMNS:
+        values = df[col].astype("string").str.strip()
+        empty = values.isna() | (values == "")
+        if empty.any():
+            errors.append(f"column '{col}': {_plural(int(empty.sum()))} empty or missing")
+        df[col] = values.astype(str)
+
+    amount = pd.to_numeric(df[schema.AMOUNT], errors="coerce").astype("float64")
+    non_numeric = amount.isna() | ~np.isfinite(amount.to_numpy(dtype="float64", na_value=np.nan))
+    if non_numeric.any():
+        errors.append(f"column 'amount': {_plural(int(non_numeric.sum()))} not a finite number")
+    non_positive = ~non_numeric & (amount <= 0)
+    if non_positive.any():
+        errors.append(f"column 'amount': {_plural(int(non_positive.sum()))} not positive")
+    df[schema.AMOUNT] = amount
+
+    ts = _parse_timestamps(df[schema.TIMESTAMP])
+    if ts.isna().any():
+        errors.append(f"column 'timestamp': {_plural(int(ts.isna().sum()))} not a parseable time")
+    df[schema.TIMESTAMP] = ts
+
+    label_text = df[schema.LABEL].astype("string").str.strip().str.lower()
+    label = label_text.map(_LABEL_VALUES)
+    if label.isna().any():
+        bad = sorted(set(label_text[label.isna()].fillna("<missing>").tolist()))[:5]
+        errors.append(
+            f"column 'is_fraud': {_plural(int(label.isna().sum()))} not one of 0/1/true/false "
+            f"(e.g. {', '.join(repr(b) for b in bad)})"
+        )
+
+    duplicated = df["transaction_id"].duplicated(keep=False)
+    if duplicated.any():
+        n_ids = df.loc[duplicated, "transaction_id"].nunique()
+        errors.append(
+            f"column 'transaction_id': {_plural(int(duplicated.sum()))} share "
+            f"{n_ids} duplicated id(s)"
+        )
+    if errors:
+        raise fail(errors)
+
+    df[schema.LABEL] = label.astype("int64")
+    df[schema.HOUR] = ts.dt.hour.astype("int64")
+    df[schema.DAY] = ts.dt.day_of_week.astype("int64")
+    extra = [c for c in df.columns if c not in schema.COLUMNS]
+    return _time_ordered(df[[*schema.COLUMNS, *extra]]).reset_index(drop=True)
+
+
+def _time_ordered(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` sorted by (timestamp, transaction_id); a no-op check when it already is."""
+    ts = df[schema.TIMESTAMP].to_numpy(dtype="datetime64[ns]")
+    ids = df["transaction_id"].to_numpy()
+    if len(ts) < 2:
+        return df
+    steps = ts[1:] >= ts[:-1]
+    ties = np.flatnonzero(ts[1:] == ts[:-1])
+    if steps.all() and (ids[ties + 1] > ids[ties]).all():
+        return df
+    return df.sort_values([schema.TIMESTAMP, "transaction_id"], kind="stable")
+
+
+def _parse_timestamps(values: pd.Series) -> pd.Series:
+    """Parse to ``datetime64[ns, UTC]``; unparseable values become NaT."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+    if pd.api.types.is_datetime64_dtype(values.dtype):
+        return values.dt.tz_localize("UTC").astype("datetime64[ns, UTC]")
+    parsed = pd.to_datetime(values.astype("string"), errors="coerce", utc=True, format="ISO8601")
+    return parsed.astype("datetime64[ns, UTC]")
+
+
+def time_split(
+    df: pd.DataFrame, cfg: SplitConfig
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Split by time so every train row is strictly earlier than every valid and test row.
+
+    Cut points are the timestamps at the configured row shares; rows sharing a cut timestamp
+    go to the later split, so no timestamp straddles two splits.
+
+    Raises:
+        ValueError: if a split would be empty or hold a single class.
+    """
+    cfg.check()
+    ordered = _time_ordered(df)
+    ts = ordered[schema.TIMESTAMP].to_numpy(dtype="datetime64[ns]")
+    n = len(ordered)
+    cut1 = ts[min(int(n * cfg.train), n - 1)]
+    cut2 = ts[min(int(n * (cfg.train + cfg.valid)), n - 1)]
+    parts = (
+        ordered[ts < cut1],
+        ordered[(ts >= cut1) & (ts < cut2)],
+        ordered[ts >= cut2],
+    )
+    for name, part in zip(("train", "valid", "test"), parts, strict=True):
+        if part.empty:
+            raise ValueError(f"split '{name}' is empty: {n} rows are too few for the shares")
+        if part[schema.LABEL].nunique() < 2:
+            raise ValueError(f"split '{name}' has a single class; more rows or fraud are needed")
+    return tuple(p.reset_index(drop=True) for p in parts)  # type: ignore[return-value]

@@ -1,0 +1,162 @@
+"""The feature spec: which features exist, in which order, and the ``features`` config.
+
+Pure data and names, no numpy work: history columns per window, what a first-ever transaction
+gets, the fixed model order, and ``FeatureConfig`` (conf/features/), which validates itself.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fraud.data import schema
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    #: What ``transform`` reads: a DataFrame, or a mapping of column name -> equal-length list.
+    Columns = pd.DataFrame | Mapping[str, Sequence[Any]]
+# pandas is imported inside the training-side functions only: a serving process that unpickles
+# a FeatureState and scores records never loads it (~80 MB per worker).
+
+
+_LABEL_RE = re.compile(r"^[A-Za-z0-9_]+$")
+UNKNOWN = "__unknown__"
+USER_ID = "user_id"
+
+#: Default history windows, label -> seconds (the conf/features default).
+DEFAULT_WINDOWS: dict[str, int] = {"1h": 3600, "24h": 86400, "7d": 604800}
+
+#: Expanding (all prior history) columns, in feature order.
+EXPANDING_COLUMNS: tuple[str, ...] = (
+    "user_transaction_count",
+    "user_avg_amount",
+    "user_std_amount",
+    "seconds_since_last_transaction",
+)
+#: Novelty flags: history column -> the raw column whose prior use it checks.
+NOVELTY_COLUMNS: dict[str, str] = {
+    "is_new_device": schema.DEVICE_ID,
+    "is_new_location": "location",
+    "is_new_merchant_category": "merchant_category",
+}
+#: Features derived from the amount and the user's history (need history).
+DERIVED_COLUMNS: tuple[str, ...] = ("amount_zscore", "amount_to_avg_ratio")
+#: Features of the transaction itself, before the categorical block.
+BASE_COLUMNS: tuple[str, ...] = (
+    schema.HOUR,
+    schema.DAY,
+    "hour_sin",
+    "hour_cos",
+    "is_night",
+    "is_weekend",
+    schema.AMOUNT,
+    "log_amount",
+)
+#: Raw fields every record / frame passed to ``transform`` must carry.
+RECORD_FIELDS: tuple[str, ...] = (
+    schema.AMOUNT,
+    schema.HOUR,
+    schema.DAY,
+    *schema.CATEGORICAL_COLUMNS,
+)
+
+
+def _default_windows() -> dict[str, int]:
+    return dict(DEFAULT_WINDOWS)
+
+
+def _sorted_windows(windows: Mapping[str, int]) -> list[tuple[str, int]]:
+    """Validated windows as (label, seconds), shortest first, so feature order is stable."""
+    items: list[tuple[str, int]] = []
+    for label, seconds in dict(windows).items():
+        if not isinstance(label, str) or not _LABEL_RE.match(label):
+            raise ValueError(f"window label {label!r} must match [A-Za-z0-9_]+")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | np.integer) or seconds <= 0:
+            raise ValueError(f"window {label!r} must be a positive integer of seconds")
+        items.append((label, int(seconds)))
+    durations = [s for _, s in items]
+    if len(set(durations)) != len(durations):
+        raise ValueError(f"windows repeat a duration: {dict(items)}")
+    return sorted(items, key=lambda item: (item[1], item[0]))
+
+
+def history_columns(windows: Mapping[str, int]) -> list[str]:
+    """The columns ``compute_history`` returns for ``windows``, in feature order."""
+    cols = list(EXPANDING_COLUMNS)
+    for label, _ in _sorted_windows(windows):
+        cols += [f"user_txn_count_{label}", f"user_amount_sum_{label}"]
+    return cols + list(NOVELTY_COLUMNS)
+
+
+#: History columns for the default windows (use ``history_columns(windows)`` for others).
+HISTORY_COLUMNS: tuple[str, ...] = tuple(history_columns(DEFAULT_WINDOWS))
+
+
+def history_defaults(windows: Mapping[str, int]) -> dict[str, float]:
+    """What a first-ever transaction gets: zero counts/sums, NaN statistics, new on all flags."""
+    nan_columns = {"user_avg_amount", "user_std_amount", "seconds_since_last_transaction"}
+    out: dict[str, float] = {}
+    for name in history_columns(windows):
+        if name in nan_columns:
+            out[name] = math.nan
+        elif name in NOVELTY_COLUMNS:
+            out[name] = 1.0
+        else:
+            out[name] = 0.0
+    return out
+
+
+def categorical_columns() -> list[str]:
+    """``<col>_code`` and ``<col>_fraud_rate`` for each schema categorical, in feature order."""
+    cols: list[str] = []
+    for col in schema.CATEGORICAL_COLUMNS:
+        cols += [f"{col}_code", f"{col}_fraud_rate"]
+    return cols
+
+
+def all_feature_names(windows: Mapping[str, int], use_history: bool = True) -> list[str]:
+    """Every feature the code can build, before ``exclude``, in the fixed model order."""
+    names = [*BASE_COLUMNS, *categorical_columns()]
+    if use_history:
+        names += [*history_columns(windows), *DERIVED_COLUMNS]
+    return names
+
+
+@dataclass
+class FeatureConfig:
+    """The ``features`` config section (conf/features/default.yaml)."""
+
+    windows: dict[str, int] = field(default_factory=_default_windows)
+    zscore_std_floor: float = 1.0
+    category_smoothing: float = 20.0
+    min_category_count: int = 1
+    use_history: bool = True
+    exclude: list[str] = field(default_factory=list)
+
+    def check(self) -> None:
+        """Raise ValueError naming the problem: bad windows, bounds, or unknown ``exclude``."""
+        _sorted_windows(self.windows)
+        if not (math.isfinite(self.zscore_std_floor) and self.zscore_std_floor > 0):
+            raise ValueError(f"zscore_std_floor must be > 0, got {self.zscore_std_floor}")
+        if not (math.isfinite(self.category_smoothing) and self.category_smoothing >= 0):
+            raise ValueError(f"category_smoothing must be >= 0, got {self.category_smoothing}")
+        if self.min_category_count < 1:
+            raise ValueError(f"min_category_count must be >= 1, got {self.min_category_count}")
+        known = set(all_feature_names(self.windows, use_history=True))
+        unknown = sorted(set(self.exclude) - known)
+        if unknown:
+            raise ValueError(f"exclude names unknown feature(s): {', '.join(unknown)}")
+        if not self.feature_names():
+            raise ValueError("exclude removes every feature")
+
+    def feature_names(self) -> list[str]:
+        """The model's ordered feature names: all features minus history (if off) and exclude."""
+        dropped = set(self.exclude)
+        names = all_feature_names(self.windows, self.use_history)
+        return [name for name in names if name not in dropped]

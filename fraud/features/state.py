@@ -1,0 +1,158 @@
+"""The fitted feature state: vocabularies and smoothed fraud rates, fitted on train only.
+
+``fit_state`` returns a picklable ``FeatureState`` that travels inside the model artifact; its
+``_compile`` precomputes the per-record lookup plan the serving path uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fraud.data import schema
+from fraud.features.history import _require_columns
+from fraud.features.spec import (
+    BASE_COLUMNS,
+    UNKNOWN,
+    FeatureConfig,
+    all_feature_names,
+    history_columns,
+    history_defaults,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    #: What ``transform`` reads: a DataFrame, or a mapping of column name -> equal-length list.
+    Columns = pd.DataFrame | Mapping[str, Sequence[Any]]
+# pandas is imported inside the training-side functions only: a serving process that unpickles
+# a FeatureState and scores records never loads it (~80 MB per worker).
+
+
+@dataclass
+class FeatureState:
+    """Everything scoring needs, fitted on train only; plain data, picklable.
+
+    ``vocabularies[col][0]`` is the unknown bucket; ``category_fraud_rates[col][i]`` is the
+    smoothed train fraud rate of ``vocabularies[col][i]`` (the prior for the unknown bucket).
+    """
+
+    config: FeatureConfig
+    feature_names: list[str]
+    vocabularies: dict[str, list[str]]
+    category_fraud_rates: dict[str, list[float]]
+    category_counts: dict[str, list[int]]
+    fraud_prior: float
+    n_train: int
+    history_defaults: dict[str, float]
+    #: ISO times of the first and last training transaction: what the model has seen.
+    train_period: tuple[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        self._compile()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the plain fields only; lookup caches are rebuilt on load."""
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._compile()
+
+    @property
+    def history_columns(self) -> list[str]:
+        """History fields the model reads (empty when ``use_history`` is off)."""
+        return history_columns(self.config.windows) if self.config.use_history else []
+
+    def _compile(self) -> None:
+        """Precompute the per-record plan: dict lookups, defaults and kept positions."""
+        self._lookups: list[tuple[str, dict[str, tuple[float, float]], tuple[float, float]]] = []
+        for col in schema.CATEGORICAL_COLUMNS:
+            vocab = self.vocabularies[col]
+            rates = self.category_fraud_rates[col]
+            table = {v: (float(i), float(rates[i])) for i, v in enumerate(vocab) if i > 0}
+            self._lookups.append((col, table, (0.0, float(rates[0]))))
+        self._history_plan: list[tuple[str, float]] = [
+            (name, float(self.history_defaults[name])) for name in self.history_columns
+        ]
+        full = all_feature_names(self.config.windows, self.config.use_history)
+        position = {name: i for i, name in enumerate(full)}
+        missing = [name for name in self.feature_names if name not in position]
+        if missing:
+            raise ValueError(f"feature state names unknown feature(s): {', '.join(missing)}")
+        keep = [position[name] for name in self.feature_names]
+        self._keep: np.ndarray | None = (
+            None if keep == list(range(len(full))) else np.asarray(keep, dtype=np.intp)
+        )
+        if self.config.use_history:
+            offset = len(BASE_COLUMNS) + 2 * len(schema.CATEGORICAL_COLUMNS)
+            self._avg_pos = offset + self.history_columns.index("user_avg_amount")
+            self._std_pos = offset + self.history_columns.index("user_std_amount")
+        self._floor = float(self.config.zscore_std_floor)
+
+
+def fit_state(df: pd.DataFrame, cfg: FeatureConfig) -> FeatureState:
+    """Fit vocabularies and smoothed per-category fraud rates on TRAIN rows only.
+
+    Categories seen fewer than ``min_category_count`` times go to the unknown bucket (index 0),
+    whose rate is the global train fraud rate.
+    """
+    import pandas as pd
+
+    cfg.check()
+    _require_columns(df, [schema.LABEL, *schema.CATEGORICAL_COLUMNS], "fit_state")
+    if len(df) == 0:
+        raise ValueError("fit_state: the training frame is empty")
+    label = df[schema.LABEL]
+    if label.isna().any() or not label.isin([0, 1]).all():
+        raise ValueError(f"fit_state: {schema.LABEL} must be 0/1 with no missing values")
+    y = label.to_numpy(dtype=np.float64)
+    prior = float(y.mean())
+    smoothing = float(cfg.category_smoothing)
+    vocabularies: dict[str, list[str]] = {}
+    rates: dict[str, list[float]] = {}
+    counts: dict[str, list[int]] = {}
+    for col in schema.CATEGORICAL_COLUMNS:
+        codes, uniques = pd.factorize(df[col])
+        valid = codes >= 0
+        n_seen = np.bincount(codes[valid], minlength=len(uniques))
+        n_fraud = np.bincount(codes[valid], weights=y[valid], minlength=len(uniques))
+        stats: dict[str, tuple[int, float]] = {}
+        for value, seen, fraud in zip(uniques, n_seen, n_fraud, strict=True):
+            if not isinstance(value, str):
+                raise ValueError(f"fit_state: {col} has a non-string value {value!r}")
+            if seen >= cfg.min_category_count and value != UNKNOWN:
+                stats[value] = (int(seen), float(fraud))
+        vocab = sorted(stats)
+        vocabularies[col] = [UNKNOWN, *vocab]
+        rates[col] = [prior] + [
+            (stats[v][1] + smoothing * prior) / (stats[v][0] + smoothing) for v in vocab
+        ]
+        counts[col] = [int(len(df) - sum(s for s, _ in stats.values()))] + [
+            stats[v][0] for v in vocab
+        ]
+    return FeatureState(
+        config=cfg,
+        feature_names=cfg.feature_names(),
+        vocabularies=vocabularies,
+        category_fraud_rates=rates,
+        category_counts=counts,
+        fraud_prior=prior,
+        n_train=len(df),
+        history_defaults=history_defaults(cfg.windows),
+        train_period=_period(df),
+    )
+
+
+def _period(df: pd.DataFrame) -> tuple[str, str] | None:
+    """(first, last) timestamp of ``df`` in ISO 8601, or None without a usable timestamp."""
+    if schema.TIMESTAMP not in df.columns:
+        return None
+    times = df[schema.TIMESTAMP]
+    if times.dtype.kind != "M":
+        return None
+    first, last = times.min(), times.max()
+    return (first.isoformat(), last.isoformat()) if first == first else None

@@ -1,0 +1,259 @@
+"""Raw fields plus history -> the model's feature matrix, in batch and per record.
+
+``transform`` (columns -> matrix) and ``transform_record`` (one mapping -> vector) build the
+same vectors; a parity test proves they agree bit for bit. ``transform_records`` feeds
+validated request records to ``transform`` column-wise (one record takes the per-record path).
+A record without history fields gets exactly what a user's first-ever transaction gets in
+training (``FeatureState.history_defaults``), never a zero-fill training never saw.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fraud.data import schema
+from fraud.features.history import _require_columns
+from fraud.features.spec import RECORD_FIELDS
+from fraud.features.state import FeatureState
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    #: What ``transform`` reads: a DataFrame, or a mapping of column name -> equal-length list.
+    Columns = pd.DataFrame | Mapping[str, Sequence[Any]]
+# pandas is imported inside the training-side functions only: a serving process that unpickles
+# a FeatureState and scores records never loads it (~80 MB per worker).
+
+
+# One lookup table for both paths, so hour_sin/hour_cos agree bit for bit.
+_HOUR_ANGLE = 2.0 * np.pi * np.arange(24, dtype=np.float64) / 24.0
+_HOUR_SIN: np.ndarray = np.sin(_HOUR_ANGLE)
+_HOUR_COS: np.ndarray = np.cos(_HOUR_ANGLE)
+_HOUR_SIN_LIST: list[float] = [float(v) for v in _HOUR_SIN]
+_HOUR_COS_LIST: list[float] = [float(v) for v in _HOUR_COS]
+_STACK_ROWS = 16384
+
+
+def _index_column(df: Columns, name: str, upper: int) -> np.ndarray:
+    """An integer column in [0, upper] as intp, or ValueError naming it and a bad value."""
+    raw = np.asarray(df[name])
+    if raw.dtype.kind not in "iuf":
+        raise ValueError(f"{name} must be an integer 0-{upper}, got dtype {raw.dtype}")
+    values = raw.astype(np.intp) if raw.dtype.kind == "f" and np.isfinite(raw).all() else raw
+    bad = ~((raw == values) & (values >= 0) & (values <= upper))
+    if bad.any():
+        raise ValueError(f"{name} must be an integer 0-{upper}, got {raw[bad][0].item()!r}")
+    return values.astype(np.intp, copy=False)
+
+
+def _factorize(values: Any) -> tuple[np.ndarray, list[Any]]:
+    """Codes (-1 for a missing value) and uniques: pandas for a column, a dict for a list."""
+    if not isinstance(values, list):
+        import pandas as pd
+
+        codes, uniques = pd.factorize(values)
+        return codes, list(uniques)
+    index: dict[Any, int] = {}
+    codes = np.fromiter(
+        (-1 if v is None else index.setdefault(v, len(index)) for v in values),
+        dtype=np.intp,
+        count=len(values),
+    )
+    return codes, list(index)
+
+
+def transform(df: Columns, state: FeatureState) -> np.ndarray:
+    """Feature matrix (float64, one row per row of ``df``, columns ``state.feature_names``).
+
+    ``df`` (a DataFrame, or a mapping of equal-length lists) holds the raw columns plus
+    ``compute_history`` output (when history is used).
+    """
+    history = state.history_columns
+    _require_columns(df, [*RECORD_FIELDS, *history], "transform")
+    hour = _index_column(df, schema.HOUR, 23)
+    day = _index_column(df, schema.DAY, 6)
+    amount = np.asarray(df[schema.AMOUNT], dtype=np.float64)
+    n = len(amount)
+    if not (np.isfinite(amount) & (amount > 0)).all():
+        raise ValueError(f"{schema.AMOUNT} must be finite and > 0")
+
+    cols: dict[str, np.ndarray] = {
+        schema.HOUR: hour.astype(np.float64),
+        schema.DAY: day.astype(np.float64),
+        "hour_sin": _HOUR_SIN[hour],
+        "hour_cos": _HOUR_COS[hour],
+        "is_night": (hour < 6).astype(np.float64),
+        "is_weekend": (day >= 5).astype(np.float64),
+        schema.AMOUNT: amount,
+        "log_amount": np.log1p(amount),
+    }
+    for col, table, unknown in state._lookups:
+        codes, uniques = _factorize(df[col])
+        # Same dict as the record path; the extra last entry serves missing values (code -1).
+        mapped = [table.get(v, unknown) if isinstance(v, str) else unknown for v in uniques]
+        mapped.append(unknown)
+        lookup = np.asarray(mapped, dtype=np.float64).reshape(-1, 2)
+        cols[f"{col}_code"] = lookup[codes, 0]
+        cols[f"{col}_fraud_rate"] = lookup[codes, 1]
+    if history:
+        for name in history:
+            cols[name] = np.asarray(df[name], dtype=np.float64)
+        avg = cols["user_avg_amount"]
+        denom = np.maximum(cols["user_std_amount"], state._floor)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cols["amount_zscore"] = (amount - avg) / denom
+            cols["amount_to_avg_ratio"] = amount / avg
+
+    return _stack_columns([cols[name] for name in state.feature_names], n)
+
+
+def _stack_columns(columns: list[np.ndarray], n: int) -> np.ndarray:
+    """C-ordered (n, k) matrix from k columns, written in row blocks (cache-friendly: ~5x
+    faster than strided column writes on a million rows)."""
+    out = np.empty((n, len(columns)), dtype=np.float64)
+    block = np.empty((len(columns), _STACK_ROWS), dtype=np.float64)
+    for start in range(0, n, _STACK_ROWS):
+        stop = min(start + _STACK_ROWS, n)
+        for j, col in enumerate(columns):
+            block[j, : stop - start] = col[start:stop]
+        out[start:stop] = block[:, : stop - start].T
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-record path
+# ---------------------------------------------------------------------------------------------
+
+
+def _record_index(record: Mapping[str, Any], name: str, upper: int) -> int:
+    try:
+        value = record[name]
+    except KeyError:
+        raise ValueError(f"missing field '{name}'") from None
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ValueError(f"{name} must be an integer 0-{upper}, got {value!r}")
+    if value != value or not 0 <= value <= upper or int(value) != value:
+        raise ValueError(f"{name} must be an integer 0-{upper}, got {value!r}")
+    return int(value)
+
+
+def _record_float(name: str, value: Any) -> float:
+    if isinstance(value, str):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+
+
+def _divide(num: float, den: float) -> float:
+    """IEEE division as numpy does it (inf/NaN on zero) so both paths agree."""
+    if den == 0.0:
+        if num == 0.0 or num != num:
+            return math.nan
+        return math.copysign(math.inf, num) * math.copysign(1.0, den)
+    return num / den
+
+
+def transform_record(
+    record: Mapping[str, Any], state: FeatureState
+) -> tuple[np.ndarray, list[str]]:
+    """One transaction -> (feature vector identical to its ``transform`` row, warnings).
+
+    History fields absent (or None) take ``state.history_defaults`` - the values a first-ever
+    transaction gets in training. Each categorical value mapped to the unknown bucket adds a
+    warning naming the field and value. Missing or invalid required fields raise ValueError.
+    """
+    hour = _record_index(record, schema.HOUR, 23)
+    day = _record_index(record, schema.DAY, 6)
+    if schema.AMOUNT not in record:
+        raise ValueError(f"missing field '{schema.AMOUNT}'")
+    amount_raw = record[schema.AMOUNT]
+    amount = _record_float(schema.AMOUNT, amount_raw)
+    if not (amount > 0 and amount != math.inf) or isinstance(amount_raw, bool):
+        raise ValueError(f"{schema.AMOUNT} must be finite and > 0, got {amount_raw!r}")
+    values = [
+        float(hour),
+        float(day),
+        _HOUR_SIN_LIST[hour],
+        _HOUR_COS_LIST[hour],
+        1.0 if hour < 6 else 0.0,
+        1.0 if day >= 5 else 0.0,
+        amount,
+        float(np.log1p(amount)),
+    ]
+    warnings: list[str] = []
+    for col, table, unknown in state._lookups:
+        try:
+            value = record[col]
+        except KeyError:
+            raise ValueError(f"missing field '{col}'") from None
+        hit = table.get(value) if isinstance(value, str) else None
+        if hit is None:
+            warnings.append(_unknown_warning(col, value))
+            hit = unknown
+        values += hit
+    if state._history_plan:
+        for name, default in state._history_plan:
+            value = record.get(name)
+            values.append(default if value is None else _record_float(name, value))
+        avg = values[state._avg_pos]
+        std = values[state._std_pos]
+        denom = std if (std != std or std > state._floor) else state._floor
+        values.append(_divide(amount - avg, denom))
+        values.append(_divide(amount, avg))
+    vector = np.array(values, dtype=np.float64)
+    if state._keep is not None:
+        vector = vector[state._keep]
+    return vector, warnings
+
+
+def _unknown_warning(col: str, value: Any) -> str:
+    return f"{col}: value {value!r} was not seen in training; using unknown"
+
+
+def _all_known(values: list[Any], table: Mapping[str, Any]) -> bool:
+    """Whether every value is in ``table`` (whose keys are strings): one set operation."""
+    try:
+        return set(values) <= table.keys()
+    except TypeError:  # an unhashable value: the caller words the warning
+        return False
+
+
+def transform_records(
+    records: Sequence[Mapping[str, Any]], state: FeatureState
+) -> tuple[np.ndarray, list[list[str]]]:
+    """Many validated records -> (``transform`` of their columns, warnings per record).
+
+    Row ``i`` equals ``transform_record(records[i], state)`` bit for bit (absent history takes
+    the same defaults, unknown categories the same warnings), at batch speed: one ``transform``
+    over column lists instead of a Python pass per record. One record takes
+    ``transform_record`` itself, a few microseconds against ~100 for the columnar path's fixed
+    cost. Raises ValueError when a required field is missing or invalid anywhere (validate
+    records first).
+    """
+    if len(records) == 1:
+        vector, warnings = transform_record(records[0], state)
+        return vector.reshape(1, -1), [warnings]
+    columns: dict[str, list[Any]] = {}
+    for name in RECORD_FIELDS:
+        try:
+            columns[name] = [record[name] for record in records]
+        except KeyError:
+            raise ValueError(f"missing field '{name}'") from None
+    for name, default in state._history_plan:
+        columns[name] = [
+            default if (value := record.get(name)) is None else value for record in records
+        ]
+    warnings: list[list[str]] = [[] for _ in records]
+    for col, table, _ in state._lookups:
+        if _all_known(columns[col], table):
+            continue
+        for i, value in enumerate(columns[col]):
+            if not (isinstance(value, str) and value in table):
+                warnings[i].append(_unknown_warning(col, value))
+    return transform(columns, state), warnings

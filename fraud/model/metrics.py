@@ -1,0 +1,291 @@
+"""Threshold choice, evaluation metrics and DVC plot data.
+
+Everything here is a pure function of labels and scores (plus a typed config), so the train
+and evaluate stages share one definition of "the threshold" and "the metrics".
+A transaction is predicted fraud when ``score >= threshold``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+RULES = ("cost", "precision")
+#: Metrics where higher is better, the only ones the gate can bound.
+GATEABLE_METRICS = ("roc_auc", "pr_auc", "recall_at_1pct_fpr", "precision", "recall", "f1")
+LABELS = {0: "legit", 1: "fraud"}
+_DECIMALS = 6
+_SLACK = 1e-9  # float slack in gate comparisons; far below the 6-decimal metric resolution
+
+
+@dataclass
+class ThresholdConfig:
+    """How the decision threshold is chosen on the validation split.
+
+    ``rule="cost"`` minimises ``cost_false_negative * FN + cost_false_positive * FP``;
+    ``rule="precision"`` takes the lowest threshold whose precision reaches ``target_precision``.
+    """
+
+    rule: str = "cost"
+    cost_false_negative: float = 10.0
+    cost_false_positive: float = 1.0
+    target_precision: float = 0.8
+
+    def check(self) -> None:
+        """Raise ValueError naming the field when a value is not allowed."""
+        if self.rule not in RULES:
+            raise ValueError(f"threshold.rule must be one of {RULES}, got {self.rule!r}")
+        for name in ("cost_false_negative", "cost_false_positive"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"threshold.{name} must be a finite number > 0, got {value}")
+        if not 0 < self.target_precision < 1:
+            raise ValueError(
+                f"threshold.target_precision must be in (0, 1), got {self.target_precision}"
+            )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_inputs(y_true: Any, scores: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Validate labels and scores; return them as 1-D int64 / float64 arrays."""
+    y = np.asarray(y_true)
+    s = np.asarray(scores)
+    if y.ndim != 1:
+        raise ValueError(f"y_true must be 1-D, got shape {y.shape}")
+    if s.ndim != 1:
+        raise ValueError(f"scores must be 1-D, got shape {s.shape}")
+    if len(y) != len(s):
+        raise ValueError(f"y_true and scores must have the same length, got {len(y)} and {len(s)}")
+    if len(y) == 0:
+        raise ValueError("y_true and scores are empty")
+    try:
+        s = s.astype(np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"scores must be numeric, got dtype {s.dtype}") from None
+    try:
+        bad_label = ~np.isin(y, [0, 1])
+    except TypeError:
+        bad_label = np.ones(len(y), dtype=bool)
+    if bad_label.any():
+        examples = sorted({repr(v) for v in y[bad_label][:1000].tolist()})[:5]
+        raise ValueError(
+            f"y_true must contain only 0/1 labels; {int(bad_label.sum())} value(s) are not, "
+            f"e.g. {', '.join(examples)}"
+        )
+    y = y.astype(np.int64)
+    n_bad = int((~np.isfinite(s)).sum())
+    if n_bad:
+        raise ValueError(f"scores must be finite; {n_bad} value(s) are NaN or infinite")
+    positives = int(y.sum())
+    if positives == 0 or positives == len(y):
+        only = "1 (fraud)" if positives else "0 (legit)"
+        raise ValueError(f"y_true must contain both classes 0 and 1, got only {only}")
+    return y, s
+
+
+def _check_threshold(threshold: float) -> float:
+    value = float(threshold)
+    if not math.isfinite(value):
+        raise ValueError(f"threshold must be finite, got {threshold}")
+    return value
+
+
+def _curve(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct thresholds (descending) with TP and FP counts of ``score >= threshold``."""
+    order = np.argsort(s, kind="stable")[::-1]
+    s_sorted = s[order]
+    tp_cum = np.cumsum(y[order])
+    # last position of each run of equal scores
+    ends = np.r_[np.flatnonzero(np.diff(s_sorted) != 0), len(s_sorted) - 1]
+    tp = tp_cum[ends]
+    fp = ends + 1 - tp
+    return s_sorted[ends], tp, fp
+
+
+def _downsample(n: int, max_points: int) -> np.ndarray:
+    """Indices of at most ``max_points`` evenly spread rows, always keeping first and last."""
+    if n <= max_points:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, max_points)).astype(np.int64))
+
+
+def _r(x: float) -> float:
+    return round(float(x), _DECIMALS)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def choose_threshold(y_true: np.ndarray, scores: np.ndarray, cfg: ThresholdConfig) -> float:
+    """Pick the decision threshold from the distinct ``scores`` according to ``cfg.rule``.
+
+    ``"cost"``: minimise ``cost_false_negative * FN + cost_false_positive * FP`` over every
+    distinct score as candidate; ties go to the highest threshold (fewest alerts).
+    ``"precision"``: the lowest threshold whose precision is >= ``target_precision``; when no
+    threshold reaches it, the threshold with the highest precision (the lowest such one on ties).
+    Candidates are observed scores only, so at least one transaction is always flagged.
+
+    Raises:
+        ValueError: invalid labels/scores or config, naming the problem.
+    """
+    cfg.check()
+    y, s = _check_inputs(y_true, scores)
+    thresholds, tp, fp = _curve(y, s)
+    if cfg.rule == "cost":
+        fn = int(y.sum()) - tp
+        cost = cfg.cost_false_negative * fn + cfg.cost_false_positive * fp
+        best = cost.min()
+        # thresholds are descending, so the first near-minimal candidate is the highest one
+        k = int(np.flatnonzero(cost <= best + 1e-12 * max(1.0, abs(best)))[0])
+    else:
+        precision = tp / (tp + fp)
+        reached = np.flatnonzero(precision >= cfg.target_precision - 1e-12)
+        if len(reached):
+            k = int(reached[-1])
+        else:
+            k = int(np.flatnonzero(precision == precision.max())[-1])
+    return float(thresholds[k])
+
+
+def evaluate(
+    y_true: np.ndarray, scores: np.ndarray, threshold: float, cfg: ThresholdConfig
+) -> dict[str, float]:
+    """Ranking metrics plus the confusion matrix and cost at ``threshold``.
+
+    Keys: roc_auc, pr_auc (average precision), precision, recall, f1, recall_at_1pct_fpr
+    (max TPR over ROC points with FPR <= 1%), expected_cost_per_txn, threshold, fraud_rate
+    (floats rounded to 6 decimals) and n, positives, tp, fp, fn, tn (ints). Precision is 0.0
+    when nothing is flagged.
+    """
+    from sklearn.metrics import average_precision_score, roc_auc_score  # training-side only
+
+    cfg.check()
+    y, s = _check_inputs(y_true, scores)
+    threshold = _check_threshold(threshold)
+    n = len(y)
+    positives = int(y.sum())
+    negatives = n - positives
+
+    predicted = s >= threshold
+    tp = int(np.sum(predicted & (y == 1)))
+    fp = int(np.sum(predicted & (y == 0)))
+    fn = positives - tp
+    tn = negatives - fp
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / positives
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+    _, curve_tp, curve_fp = _curve(y, s)
+    within = curve_fp * 100 <= negatives  # FPR <= 1%, in exact integer arithmetic
+    recall_at_1pct = float(curve_tp[within].max()) / positives if within.any() else 0.0
+    cost = cfg.cost_false_negative * fn + cfg.cost_false_positive * fp
+
+    return {
+        "roc_auc": _r(roc_auc_score(y, s)),
+        "pr_auc": _r(average_precision_score(y, s)),
+        "precision": _r(precision),
+        "recall": _r(recall),
+        "f1": _r(f1),
+        "recall_at_1pct_fpr": _r(recall_at_1pct),
+        "expected_cost_per_txn": _r(cost / n),
+        "threshold": _r(threshold),
+        "n": n,
+        "positives": positives,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+        "fraud_rate": _r(positives / n),
+    }
+
+
+def plot_data(
+    y_true: np.ndarray,
+    scores: np.ndarray,
+    threshold: float,
+    feature_importance: Mapping[str, float],
+    max_points: int = 200,
+    n_bins: int = 10,
+) -> dict[str, list[dict[str, Any]]]:
+    """JSON-ready rows for DVC plots.
+
+    Keys:
+        ``roc``: {fpr, tpr, threshold} from (0, 0) to (1, 1), thresholds descending.
+        ``pr``: {recall, precision, threshold}, one row per distinct score, recall ascending.
+        ``confusion``: 4 rows {actual, predicted, count} with labels "legit"/"fraud".
+        ``calibration``: up to ``n_bins`` equal-count bins of the sorted scores
+        {bin, mean_predicted, fraction_positive, count}.
+        ``feature_importance``: {feature, importance}, descending (ties by name).
+    ``roc`` and ``pr`` are downsampled to at most ``max_points`` rows, evenly by index and
+    keeping both endpoints. The (0, 0) ROC point's infinite threshold is written as
+    ``max(1.0, max score)``. Every value is a plain, finite Python float/int/str.
+    """
+    if max_points < 2:
+        raise ValueError(f"max_points must be >= 2, got {max_points}")
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    y, s = _check_inputs(y_true, scores)
+    threshold = _check_threshold(threshold)
+    positives = int(y.sum())
+    negatives = len(y) - positives
+
+    thresholds, tp, fp = _curve(y, s)
+    top = max(1.0, float(thresholds[0]))
+    roc_thr = np.r_[top, thresholds]
+    tpr = np.r_[0, tp] / positives
+    fpr = np.r_[0, fp] / negatives
+    roc = [
+        {"fpr": _r(fpr[i]), "tpr": _r(tpr[i]), "threshold": _r(roc_thr[i])}
+        for i in _downsample(len(roc_thr), max_points)
+    ]
+    precision = tp / (tp + fp)
+    recall = tp / positives
+    pr = [
+        {"recall": _r(recall[i]), "precision": _r(precision[i]), "threshold": _r(thresholds[i])}
+        for i in _downsample(len(thresholds), max_points)
+    ]
+
+    predicted = s >= threshold
+    confusion = [
+        {
+            "actual": LABELS[actual],
+            "predicted": LABELS[int(pred)],
+            "count": int(np.sum((y == actual) & (predicted == pred))),
+        }
+        for actual in (0, 1)
+        for pred in (False, True)
+    ]
+
+    order = np.argsort(s, kind="stable")
+    calibration = []
+    for b, idx in enumerate(i for i in np.array_split(order, n_bins) if len(i)):
+        calibration.append(
+            {
+                "bin": b,
+                "mean_predicted": _r(s[idx].mean()),
+                "fraction_positive": _r(y[idx].mean()),
+                "count": len(idx),
+            }
+        )
+
+    importance = []
+    for name, value in feature_importance.items():
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"feature_importance[{name!r}] must be finite, got {value}")
+        importance.append({"feature": str(name), "importance": _r(value)})
+    importance.sort(key=lambda row: (-row["importance"], row["feature"]))
+
+    return {
+        "roc": roc,
+        "pr": pr,
+        "confusion": confusion,
+        "calibration": calibration,
+        "feature_importance": importance,
+    }

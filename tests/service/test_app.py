@@ -1,0 +1,624 @@
+"""The scoring service through Flask's test client, with the committed (read-only) model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import REPO_ROOT, create_app
+from app.schemas import TransactionValidator, required_fields
+from fraud.features.transform import transform_record
+from fraud.runtime.artifact import ArtifactError
+from fraud.runtime.scoring import RiskBands, Scorer
+from fraud.runtime.sklearn_model import LogisticModel
+
+MODEL = REPO_ROOT / "models" / "fraud_model.joblib"
+MANIFEST = REPO_ROOT / "models" / "manifest.json"
+FEATURES = REPO_ROOT / "data" / "selected_features.json"
+MAX_BATCH = 5
+
+VALID: dict[str, Any] = {
+    "amount": 249.99,
+    "merchant_category": "electronics",
+    "transaction_type": "online",
+    "location": "Miami",
+    "device_type": "mobile",
+    "hour_of_day": 3,
+    "day_of_week": 5,
+    "user_id": "u1",
+    "transaction_id": "t-1",
+    "user_transaction_count": 12,
+    "user_avg_amount": 40.0,
+    "user_std_amount": 10.0,
+    "seconds_since_last_transaction": 60.0,
+    "user_txn_count_1h": 3,
+    "user_amount_sum_1h": 120.0,
+    "user_txn_count_24h": 5,
+    "user_amount_sum_24h": 260.0,
+    "user_txn_count_7d": 11,
+    "user_amount_sum_7d": 480.0,
+    "is_new_device": True,
+    "is_new_location": 1,
+    "is_new_merchant_category": 0,
+}
+
+
+@pytest.fixture(scope="module")
+def app() -> Flask:
+    """The app built from the committed model with a small MAX_BATCH."""
+    return create_app({"MAX_BATCH": MAX_BATCH, "MAX_CONTENT_LENGTH": 64 * 1024})
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture(scope="module")
+def scorer(app: Flask) -> Scorer:
+    return app.extensions["fraud"].scorer
+
+
+def with_(**changes: Any) -> dict[str, Any]:
+    """VALID with fields replaced; a value of ... deletes the field."""
+    body = dict(VALID)
+    for key, value in changes.items():
+        if value is ...:
+            body.pop(key, None)
+        else:
+            body[key] = value
+    return body
+
+
+def error_fields(response: Any) -> list[str]:
+    return [detail["field"] for detail in response.get_json()["details"]]
+
+
+# --- /predict ------------------------------------------------------------------------------
+
+
+def test_predict_matches_artifact(client: FlaskClient, scorer: Scorer) -> None:
+    response = client.post("/predict", json=VALID)
+    assert response.status_code == 200
+    body = response.get_json()
+    vector, _ = transform_record(VALID, scorer.artifact.feature_state)
+    expected = float(scorer.artifact.model.predict_proba(vector[None])[0])
+    assert abs(body["fraud_probability"] - expected) < 1e-6  # XGBoost rounds to float32
+    assert body["is_fraud"] == (expected >= scorer.artifact.threshold)
+    assert body["risk_level"] == RiskBands().level(expected)
+    assert body["model_version"] == json.loads(MANIFEST.read_text())["sha256"][:12]
+    assert body["transaction_id"] == "t-1"
+    assert len(body["prediction_id"]) == 32
+    int(body["prediction_id"], 16)
+    assert body["timestamp"].endswith("+00:00")
+    assert body["processing_time_ms"] >= 0
+    assert body["warnings"] == []
+    assert 1 <= len(body["reasons"]) <= 3
+    contribs = [abs(r["contribution"]) for r in body["reasons"]]
+    assert contribs == sorted(contribs, reverse=True)
+    assert {r["feature"] for r in body["reasons"]} <= set(scorer.feature_names)
+
+
+def test_partial_history_is_scored_with_defaults_and_a_warning(client: FlaskClient) -> None:
+    partial = {k: v for k, v in VALID.items() if k not in ("user_std_amount", "user_txn_count_7d")}
+    body = client.post("/predict", json=partial).get_json()
+    assert body["warnings"] == [
+        "partial user history: user_std_amount, user_txn_count_7d absent, each taken as for a "
+        "user with no history; send every history field, or none"
+    ]
+    history = {k for k in VALID if k.startswith(("user_", "seconds_", "is_new_"))} - {"user_id"}
+    none = {k: v for k, v in VALID.items() if k not in history}
+    assert client.post("/predict", json=none).get_json()["warnings"] == []
+
+
+def test_prediction_ids_unique(client: FlaskClient) -> None:
+    ids = {client.post("/predict", json=VALID).get_json()["prediction_id"] for _ in range(20)}
+    assert len(ids) == 20
+
+
+def test_unknown_category_warns_and_scores(client: FlaskClient) -> None:
+    response = client.post("/predict", json=with_(merchant_category="space_tourism"))
+    assert response.status_code == 200
+    warnings = response.get_json()["warnings"]
+    assert any("merchant_category" in w and "space_tourism" in w for w in warnings)
+
+
+def test_unknown_fields_ignored_with_warning(client: FlaskClient) -> None:
+    response = client.post("/predict", json=with_(colour="red", extra={"a": [1]}))
+    assert response.status_code == 200
+    assert response.get_json()["warnings"] == ["ignored unknown field(s): colour, extra"]
+
+
+def test_timestamp_overrides_hour_and_day(client: FlaskClient, scorer: Scorer) -> None:
+    # 2026-03-07 is a Saturday; 23:30 at -05:00 is 04:30 UTC on Sunday.
+    body = with_(timestamp="2026-03-07T23:30:00-05:00", hour_of_day=10, day_of_week=1)
+    response = client.post("/predict", json=body)
+    assert response.status_code == 200
+    expected = scorer.score_record(with_(hour_of_day=4, day_of_week=6))
+    got = response.get_json()
+    assert got["fraud_probability"] == expected["fraud_probability"]
+    assert any("hour_of_day: 10 replaced by 4" in w for w in got["warnings"])
+    no_hour = with_(timestamp="2026-03-08T04:30:00Z", hour_of_day=..., day_of_week=...)
+    response = client.post("/predict", json=no_hour)
+    assert response.status_code == 200
+    assert response.get_json()["fraud_probability"] == expected["fraud_probability"]
+
+
+def test_absent_history_is_first_transaction(client: FlaskClient, scorer: Scorer) -> None:
+    minimal = {k: VALID[k] for k in required_fields(scorer_fields(client))}
+    minimal.update(hour_of_day=3, day_of_week=5)
+    response = client.post("/predict", json=minimal)
+    assert response.status_code == 200
+    state = scorer.artifact.feature_state
+    record = {**minimal, **state.history_defaults}
+    vector, _ = transform_record(record, state)
+    expected = float(scorer.artifact.model.predict_proba(vector[None])[0])
+    assert abs(response.get_json()["fraud_probability"] - expected) < 1e-6
+
+
+def scorer_fields(client: FlaskClient) -> dict[str, Any]:
+    return client.application.extensions["fraud"].validate.fields
+
+
+BAD_PAYLOADS = [
+    pytest.param(with_(amount=...), ["amount"], id="missing-amount"),
+    pytest.param(with_(amount=0), ["amount"], id="zero-amount"),
+    pytest.param(with_(amount=-5), ["amount"], id="negative-amount"),
+    pytest.param(with_(amount="12"), ["amount"], id="string-amount"),
+    pytest.param(with_(amount=True), ["amount"], id="bool-amount"),
+    pytest.param(with_(amount=10**30), ["amount"], id="huge-int-amount"),
+    pytest.param(with_(amount=2e9), ["amount"], id="over-max-amount"),
+    pytest.param(with_(amount=[1]), ["amount"], id="list-amount"),
+    pytest.param(with_(hour_of_day=24), ["hour_of_day"], id="hour-24"),
+    pytest.param(with_(hour_of_day=3.5), ["hour_of_day"], id="hour-fraction"),
+    pytest.param(with_(hour_of_day="3"), ["hour_of_day"], id="hour-string"),
+    pytest.param(with_(day_of_week=-1), ["day_of_week"], id="day-negative"),
+    pytest.param(with_(hour_of_day=..., day_of_week=...), ["hour_of_day", "day_of_week"],
+                 id="no-hour-no-timestamp"),
+    pytest.param(with_(merchant_category=""), ["merchant_category"], id="empty-category"),
+    pytest.param(with_(location="   "), ["location"], id="blank-location"),
+    pytest.param(with_(device_type=7), ["device_type"], id="int-device"),
+    pytest.param(with_(transaction_type="x" * 500), ["transaction_type"], id="long-string"),
+    pytest.param(with_(location="bad\x00nul"), ["location"], id="control-char"),
+    pytest.param(with_(user_id=5), ["user_id"], id="int-user-id"),
+    pytest.param(with_(timestamp="yesterday"), ["timestamp"], id="bad-timestamp"),
+    pytest.param(with_(timestamp=1700000000), ["timestamp"], id="numeric-timestamp"),
+    pytest.param(with_(user_transaction_count=-1), ["user_transaction_count"], id="neg-count"),
+    pytest.param(with_(user_txn_count_1h=1.5), ["user_txn_count_1h"], id="fraction-count"),
+    pytest.param(with_(user_avg_amount=-3.0), ["user_avg_amount"], id="neg-avg"),
+    pytest.param(with_(seconds_since_last_transaction="soon"),
+                 ["seconds_since_last_transaction"], id="string-seconds"),
+    pytest.param(with_(is_new_device=2), ["is_new_device"], id="flag-2"),
+    pytest.param(with_(is_new_location="yes"), ["is_new_location"], id="flag-string"),
+    pytest.param(with_(amount=..., location=..., hour_of_day=99),
+                 ["hour_of_day", "amount", "location"], id="several-fields"),
+    pytest.param([VALID], ["$"], id="array-body"),
+    pytest.param("text", ["$"], id="string-body"),
+    pytest.param(None, ["$"], id="null-body"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("payload", "fields"), BAD_PAYLOADS)
+def test_predict_validation_errors(client: FlaskClient, payload: Any, fields: list[str]) -> None:
+    response = client.post("/predict", data=json.dumps(payload), content_type="application/json")
+    assert response.status_code == 422
+    body = response.get_json()
+    assert body["error"] == "validation_error"
+    assert sorted(error_fields(response)) == sorted(fields)
+    assert all(detail["message"] for detail in body["details"])
+
+
+RAW_BODIES = [
+    pytest.param(b"{", 400, id="truncated"),
+    pytest.param(b"", 400, id="empty"),
+    pytest.param(b"   ", 400, id="whitespace"),
+    pytest.param(b'{"amount": NaN}', 400, id="nan-literal"),
+    pytest.param(b'{"amount": Infinity}', 400, id="infinity-literal"),
+    pytest.param(b'{"amount": -Infinity}', 400, id="neg-infinity-literal"),
+    pytest.param(b"[" * 30_000 + b"]" * 30_000, 400, id="deeply-nested"),
+    pytest.param(b'{"amount": 1' + b"0" * 5000 + b"}", 400, id="5000-digit-int"),
+    pytest.param(b"\xff\xfe\x00garbage", 400, id="invalid-utf8"),
+    pytest.param(b'{"amount": 1e400}', 422, id="float-overflow"),
+    pytest.param(json.dumps(with_(location="\ud800")).encode(), 422, id="lone-surrogate"),
+    pytest.param(b"x" * (70 * 1024), 413, id="over-max-content-length"),
+]
+
+
+@pytest.mark.parametrize(("raw", "status"), RAW_BODIES)
+def test_predict_raw_bodies_never_500(client: FlaskClient, raw: bytes, status: int) -> None:
+    response = client.post("/predict", data=raw, content_type="application/json")
+    assert response.status_code == status
+    body = response.get_json()
+    assert set(body) >= {"error", "message"}
+
+
+def test_odd_unicode_scores(client: FlaskClient) -> None:
+    response = client.post("/predict", json=with_(location="Zürich 🏙", transaction_id="ü-1"))
+    assert response.status_code == 200
+    assert response.get_json()["transaction_id"] == "ü-1"
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", ""]
+)
+def test_predict_wrong_content_type(client: FlaskClient, content_type: str) -> None:
+    response = client.post("/predict", data=json.dumps(VALID), content_type=content_type)
+    assert response.status_code == 415
+    assert response.get_json()["error"] == "unsupported_media_type"
+
+
+def test_json_content_type_with_charset(client: FlaskClient) -> None:
+    response = client.post(
+        "/predict", data=json.dumps(VALID), content_type="application/json; charset=utf-8"
+    )
+    assert response.status_code == 200
+
+
+def test_not_found_and_method_not_allowed_are_json(client: FlaskClient) -> None:
+    response = client.get("/nope")
+    assert response.status_code == 404
+    assert response.get_json()["error"] == "not_found"
+    response = client.get("/predict")
+    assert response.status_code == 405
+    assert response.get_json()["error"] == "method_not_allowed"
+    assert "POST" in response.headers["Allow"]
+
+
+def test_unhandled_bug_is_json_500(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    scorer = app.extensions["fraud"].scorer
+
+    def boom(record: Any) -> dict:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(scorer, "score_record", boom)
+    response = app.test_client().post("/predict", json=VALID)
+    assert response.status_code == 500
+    assert response.get_json() == {"error": "internal_error", "message": "internal server error"}
+
+
+# --- /predict/batch ------------------------------------------------------------------------
+
+
+def test_batch_mixed_keeps_order(client: FlaskClient, scorer: Scorer) -> None:
+    items = [VALID, with_(amount=-1), "not an object", with_(transaction_id="t-4", amount=5.0)]
+    response = client.post("/predict/batch", json={"transactions": items})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["n_scored"] == 2
+    assert body["n_errors"] == 2
+    assert body["model_version"] == scorer.version
+    results = body["results"]
+    assert [r["index"] for r in results] == [0, 1, 2, 3]
+    assert results[1]["errors"] == [{"field": "amount", "message": "must be > 0"}]
+    assert [e["field"] for e in results[2]["errors"]] == ["$"]
+    assert results[0]["transaction_id"] == "t-1"
+    assert results[3]["transaction_id"] == "t-4"
+    for i in (0, 3):
+        assert (
+            results[i]["fraud_probability"] == scorer.score_record(items[i])["fraud_probability"]
+        )
+
+
+def test_batch_equals_single(client: FlaskClient) -> None:
+    items = [
+        with_(amount=a, hour_of_day=h, merchant_category=m)
+        for a, h, m in [(5.0, 1, "grocery"), (900.0, 2, "crypto"), (33.3, 23, "unknown_cat")]
+    ]
+    batch = client.post("/predict/batch", json={"transactions": items}).get_json()["results"]
+    for item, result in zip(items, batch, strict=True):
+        single = client.post("/predict", json=item).get_json()
+        for key in ("fraud_probability", "is_fraud", "risk_level", "reasons", "warnings"):
+            assert result[key] == single[key]
+
+
+def test_prediction_fields_come_in_a_fixed_order(client: FlaskClient) -> None:
+    # orjson writes keys in insertion order; clients and golden files may read them in order:
+    # the OpenAPI document's required fields, then the optional transaction_id
+    doc = client.get("/openapi.json").get_json()
+    fields = [*doc["components"]["schemas"]["Prediction"]["required"], "transaction_id"]
+    item = with_(transaction_id="t-1")
+    single = client.post("/predict", json=item).get_json()
+    assert list(single) == [*fields, "processing_time_ms"]
+    (entry,) = client.post("/predict/batch", json={"transactions": [item]}).get_json()["results"]
+    assert list(entry) == ["index", *fields]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"transactions": []}, 422, "transactions"),
+        ({"transactions": "x"}, 422, "transactions"),
+        ({}, 422, "transactions"),
+        ([VALID], 422, "$"),
+        ({"transactions": [VALID] * (MAX_BATCH + 1)}, 413, None),
+    ],
+)
+def test_batch_errors(client: FlaskClient, body: Any, status: int, field: str | None) -> None:
+    response = client.post("/predict/batch", json=body)
+    assert response.status_code == status
+    if field is not None:
+        assert error_fields(response) == [field]
+    else:
+        assert response.get_json()["error"] == "payload_too_large"
+
+
+def test_batch_max_size_accepted(client: FlaskClient) -> None:
+    response = client.post("/predict/batch", json={"transactions": [VALID] * MAX_BATCH})
+    assert response.status_code == 200
+    assert response.get_json()["n_scored"] == MAX_BATCH
+
+
+# --- other endpoints -----------------------------------------------------------------------
+
+
+def test_health_and_ready(client: FlaskClient, scorer: Scorer) -> None:
+    body = client.get("/health").get_json()
+    assert body["status"] == "ok"
+    assert body["model_loaded"] is True
+    assert body["version"] == scorer.version
+    assert body["uptime_seconds"] >= 0
+    response = client.get("/ready")
+    assert response.status_code == 200
+    assert response.get_json()["ready"] is True
+
+
+def test_model_info(client: FlaskClient) -> None:
+    manifest = json.loads(MANIFEST.read_text())
+    body = client.get("/model/info").get_json()
+    assert body["version"] == manifest["sha256"][:12]
+    for key in ("kind", "env", "threshold", "features", "test_metrics", "params_hash"):
+        assert body[key] == manifest[key]
+    first, last = body["train_period"]  # the training data's time span (deterministic)
+    assert "2026-01-01" <= first < last
+    assert body["library_versions"] == manifest["library_versions"]
+
+
+def test_metrics_count_requests(app: Flask) -> None:
+    client = create_app().test_client()  # a fresh app: its own registry, counts start at 0
+    for _ in range(3):
+        client.post("/predict", json=VALID)
+    client.post("/predict", json={})
+    client.get("/health")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'fraud_http_requests_total{endpoint="/predict",status="200"} 3.0' in text
+    assert 'fraud_http_requests_total{endpoint="/predict",status="422"} 1.0' in text
+    assert 'fraud_http_requests_total{endpoint="/health",status="200"} 1.0' in text
+    assert 'fraud_http_request_duration_seconds_count{endpoint="/predict",status="200"} 3.0' in (
+        text
+    )
+    assert "fraud_score_count 3.0" in text
+    assert "fraud_flagged_transactions_total" in text
+
+
+def test_bulk_score_observation_equals_observe_per_score() -> None:
+    from prometheus_client import generate_latest
+
+    from app.metrics import SCORE_BUCKETS, Metrics
+
+    scores = [0.0, 1e-9, *SCORE_BUCKETS, 0.5, 0.73, 0.999, 0.0101]
+    bulk, single = Metrics(), Metrics()
+    bulk.observe_scores(scores, 2)
+    for score in scores:
+        single.scores.observe(score)
+    single.flagged.inc(2)
+
+    def lines(metrics: Metrics) -> list[str]:
+        text = generate_latest(metrics.registry).decode()
+        return [
+            line
+            for line in text.splitlines()
+            if line.startswith("fraud_") and "_created" not in line
+        ]
+
+    assert [line for line in lines(bulk) if "_sum" not in line] == [
+        line for line in lines(single) if "_sum" not in line
+    ]
+    assert bulk.scores._sum.get() == pytest.approx(single.scores._sum.get(), abs=1e-12)
+    assert 'fraud_score_bucket{le="0.01"} 3.0' in lines(bulk)  # le is inclusive
+
+
+def test_metrics_multiprocess_mode_aggregates_processes(tmp_path: Path) -> None:
+    """Two processes write to PROMETHEUS_MULTIPROC_DIR; /metrics' renderer sums them."""
+    script = (
+        "import sys; from app.metrics import Metrics; m = Metrics(); "
+        "m.observe_request('/predict', 200, 0.01); m.observe_scores([0.9], 1); "
+        "sys.stdout.buffer.write(m.render()[0])"
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": str(REPO_ROOT)}
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        ).stdout
+        for _ in range(2)
+    ]
+    assert 'fraud_http_requests_total{endpoint="/predict",status="200"} 1.0' in outputs[0]
+    assert 'fraud_http_requests_total{endpoint="/predict",status="200"} 2.0' in outputs[1]
+    assert "fraud_flagged_transactions_total 2.0" in outputs[1]
+
+
+def test_openapi_from_validator_schema(client: FlaskClient) -> None:
+    doc = client.get("/openapi.json").get_json()
+    assert doc["openapi"].startswith("3.0")
+    assert {"/predict", "/predict/batch"} <= set(doc["paths"])
+    transaction = doc["components"]["schemas"]["Transaction"]
+    fields = scorer_fields(client)
+    assert transaction["required"] == required_fields(fields)
+    assert set(transaction["properties"]) == set(fields)
+    assert transaction["properties"]["hour_of_day"]["maximum"] == 23
+    batch = doc["components"]["schemas"]["Batch"]
+    assert batch["properties"]["transactions"]["maxItems"] == MAX_BATCH
+
+
+def test_sample_transaction_is_valid(client: FlaskClient) -> None:
+    sample = client.get("/sample-transaction").get_json()
+    _, warnings, errors = TransactionValidator(scorer_fields(client))(sample)
+    assert errors == []
+    assert warnings == []
+    assert client.post("/predict", json=sample).status_code == 200
+
+
+# --- Scorer --------------------------------------------------------------------------------
+
+
+def test_scorer_bands_and_top_k(app: Flask) -> None:
+    base: Scorer = app.extensions["fraud"].scorer
+    scorer = Scorer(base.artifact, base.manifest, bands=RiskBands(0.0, 1.0), top_k=5)
+    result = scorer.score_record(VALID)
+    assert result["risk_level"] == ("high" if result["fraud_probability"] >= 1.0 else "medium")
+    assert len(result["reasons"]) == 5
+    assert RiskBands(0.3, 0.7).level(0.3) == "medium"
+    assert RiskBands(0.3, 0.7).level(0.7) == "high"
+    assert RiskBands(0.3, 0.7).level(0.29) == "low"
+    with pytest.raises(ValueError, match="medium <= high"):
+        RiskBands(0.8, 0.2)
+
+
+def test_scorer_contributions_sum_to_margin(scorer: Scorer) -> None:
+    vector, _ = transform_record(VALID, scorer.artifact.feature_state)
+    x = np.vstack([vector, vector])
+    probabilities, contributions = scorer.artifact.model.predict(x)
+    assert contributions.shape == x.shape
+    assert np.max(np.abs(probabilities - scorer.artifact.model.predict_proba(x))) < 1e-6
+    import xgboost
+
+    full = scorer.artifact.model.booster().predict(
+        xgboost.DMatrix(x), pred_contribs=True, approx_contribs=True
+    )
+    margin = np.log(probabilities / (1 - probabilities))
+    np.testing.assert_allclose(full.sum(axis=1), margin, rtol=1e-4, atol=1e-4)
+
+
+def test_scorer_non_xgboost_gives_no_reasons(scorer: Scorer) -> None:
+    from dataclasses import replace
+
+    class Opaque:  # an estimator without contributions, scoring like the real model
+        def predict_proba(self, x: np.ndarray) -> np.ndarray:
+            p = scorer.artifact.model.predict_proba(x)
+            return np.column_stack([1 - p, p])
+
+    opaque = LogisticModel(Opaque())  # the scikit-learn runtime: zero contributions
+    artifact = replace(scorer.artifact, kind="logistic_regression", model=opaque)
+    other = Scorer(artifact, scorer.manifest)
+    result = other.score_record(VALID)
+    assert result["reasons"] == []
+    assert (
+        abs(result["fraud_probability"] - scorer.score_record(VALID)["fraud_probability"]) < 1e-6
+    )
+
+
+# --- startup refusals ----------------------------------------------------------------------
+
+
+def copy_model(tmp_path: Path) -> tuple[Path, Path]:
+    model = tmp_path / MODEL.name
+    manifest = tmp_path / MANIFEST.name
+    shutil.copy(MODEL, model)
+    shutil.copy(MANIFEST, manifest)
+    return model, manifest
+
+
+def test_tampered_artifact_refused(tmp_path: Path) -> None:
+    model, _ = copy_model(tmp_path)
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match=str(model)):
+        create_app({"MODEL_PATH": str(model)})
+
+
+def test_missing_artifact_refused(tmp_path: Path) -> None:
+    model, _ = copy_model(tmp_path)
+    model.unlink()
+    with pytest.raises(ArtifactError, match="not found"):
+        create_app({"MODEL_PATH": str(model)})
+
+
+def test_copied_artifact_loads_with_manifest_next_to_it(tmp_path: Path) -> None:
+    model, manifest = copy_model(tmp_path)
+    app = create_app({"MODEL_PATH": str(model)})
+    assert app.config["MANIFEST_PATH"] == manifest
+
+
+def test_features_mismatch_refused(tmp_path: Path) -> None:
+    features = tmp_path / "selected_features.json"
+    listed = json.loads(FEATURES.read_text())
+    listed["features"] = listed["features"][:-1]
+    features.write_text(json.dumps(listed))
+    with pytest.raises(ArtifactError, match=str(features)):
+        create_app({"FEATURES_PATH": str(features)})
+
+
+def test_env_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAX_BATCH", "7")
+    monkeypatch.setenv("RISK_HIGH", "0.9")
+    app = create_app({"TOP_REASONS": 1})
+    assert app.config["MAX_BATCH"] == 7
+    assert app.extensions["fraud"].scorer.bands == RiskBands(0.3, 0.9)
+    assert app.extensions["fraud"].scorer.top_k == 1
+
+
+def test_scored_requests_reach_the_drift_window(tmp_path: Path) -> None:
+    """Wiring: /predict and /predict/batch log what they scored; the endpoint reports on it."""
+    app = create_app({"MONITORING_TOKEN": "s3cret", "PREDICTION_LOG_DIR": str(tmp_path)})
+    client = app.test_client()
+    assert client.post("/predict", json=VALID).status_code == 200
+    batch = {"transactions": [VALID, {"amount": -1}, dict(VALID, amount=12.5)]}
+    assert client.post("/predict/batch", json=batch).get_json()["n_scored"] == 2
+    assert client.get("/monitoring/drift").status_code == 401
+    response = client.get("/monitoring/drift", headers={"Authorization": "Bearer s3cret"})
+    report = response.get_json()
+    assert response.status_code == 200
+    assert report["rows"]["current"] == 3  # the invalid item is not logged
+    assert report["verdict"] == "insufficient_data"
+    lines = [
+        json.loads(line) for f in tmp_path.glob("*.jsonl") for line in f.read_text().splitlines()
+    ]
+    assert sorted(line["amount"] for line in lines) == [12.5, VALID["amount"], VALID["amount"]]
+    assert all("user_id" not in line for line in lines)
+
+
+def test_fast_predict_path_answers_as_flask_does(app: Flask) -> None:
+    """Valid /predict requests skip Flask (FastPredict); the body must be Flask's own."""
+    from werkzeug.test import Client
+
+    flask_only = Client(app.wsgi_app.flask)  # the app without the fast layer
+    volatile = {"prediction_id", "timestamp", "processing_time_ms"}
+    for body, n_warnings in ((VALID, 0), ({**VALID, "location": "Atlantis", "extra": 1}, 2)):
+        fast = app.test_client().post("/predict", json=body)
+        slow = flask_only.post("/predict", json=body)
+        assert fast.status_code == slow.status_code == 200
+        assert fast.headers["Content-Type"] == slow.headers["Content-Type"]
+        fast_body, slow_body = fast.get_json(), slow.get_json()
+        assert len(fast_body["warnings"]) == n_warnings  # unknown category and field
+        assert {k: v for k, v in fast_body.items() if k not in volatile} == {
+            k: v for k, v in slow_body.items() if k not in volatile
+        }
+        assert list(fast_body) == list(slow_body)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "data", "status"),
+    [
+        ("application/json; charset=utf-8", json.dumps(VALID), 200),
+        ("text/plain", json.dumps(VALID), 415),
+        ("application/json", "{", 400),
+        ("application/json", json.dumps({**VALID, "amount": 10**30}), 422),
+        ("application/json", json.dumps([VALID]), 422),
+    ],
+)
+def test_fast_predict_path_leaves_every_error_to_flask(
+    client: FlaskClient, content_type: str, data: str, status: int
+) -> None:
+    response = client.post("/predict", data=data, content_type=content_type)
+    assert response.status_code == status
+    assert response.is_json
