@@ -22,9 +22,7 @@ FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PORT=8000 \
-    MODEL_PATH=models/fraud_model.joblib \
-    FEATURES_PATH=data/selected_features.json
+    PORT=8000
 RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin app
 WORKDIR /app
 COPY --from=builder /opt/venv /opt/venv
@@ -33,7 +31,6 @@ COPY fraud/ fraud/
 COPY --from=builder /build/fraud/runtime/_treewalk.so fraud/runtime/_treewalk.so
 COPY models/ models/
 COPY data/selected_features.json data/selected_features.json
-COPY params.yaml params.yaml
 COPY scripts/healthcheck.py scripts/healthcheck.py
 RUN python -m compileall -q app fraud
 USER 10001:10001

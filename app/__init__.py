@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,21 +16,6 @@ from typing import Any
 import orjson
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-#: Config keys -> (default, type). Environment variables of the same name override defaults;
-#: an explicit ``config`` mapping passed to ``create_app`` overrides both.
-DEFAULTS: dict[str, tuple[Any, type]] = {
-    "MODEL_PATH": ("models/fraud_model.joblib", str),
-    "MANIFEST_PATH": (None, str),
-    "FEATURES_PATH": ("data/selected_features.json", str),
-    "MAX_BATCH": (10_000, int),
-    "MAX_CONTENT_LENGTH": (8 * 1024 * 1024, int),
-    "RISK_MEDIUM": (0.3, float),
-    "RISK_HIGH": (0.7, float),
-    "TOP_REASONS": (3, int),
-}
 
 logger = logging.getLogger(__name__)
 
@@ -63,33 +47,6 @@ class ServiceState:
     started: float
 
 
-def resolve_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Defaults, then environment variables, then ``config``; typed and with paths resolved."""
-    resolved: dict[str, Any] = {}
-    for key, (default, kind) in DEFAULTS.items():
-        value = default
-        if key in os.environ:
-            raw = os.environ[key]
-            try:
-                value = kind(raw)
-            except ValueError:
-                raise ValueError(
-                    f"environment variable {key}={raw!r} is not a {kind.__name__}"
-                ) from None
-        resolved[key] = value
-    if config:
-        resolved.update(config)
-    for key in ("MODEL_PATH", "MANIFEST_PATH", "FEATURES_PATH"):
-        if resolved[key] is not None:
-            path = Path(resolved[key])
-            resolved[key] = path if path.is_absolute() else REPO_ROOT / path
-    if resolved["MANIFEST_PATH"] is None:
-        resolved["MANIFEST_PATH"] = resolved["MODEL_PATH"].parent / "manifest.json"
-    if int(resolved["MAX_BATCH"]) < 1:
-        raise ValueError(f"MAX_BATCH must be >= 1, got {resolved['MAX_BATCH']}")
-    return resolved
-
-
 def check_features_file(path: Path, feature_names: list[str]) -> None:
     """Refuse a features file whose "features" list differs from the artifact's."""
     from fraud.runtime.artifact import ArtifactError
@@ -118,21 +75,25 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from app.metrics import Metrics
     from app.monitoring import init_monitoring
     from app.schemas import TransactionValidator, transaction_fields
-    from fraud.runtime.artifact import load_artifact
+    from app.settings import resolve, with_manifest
+    from fraud.runtime.artifact import ArtifactError, load_artifact
     from fraud.runtime.scoring import RiskBands, Scorer
 
-    settings = resolve_config(config)
+    settings = resolve(config)
+    artifact, manifest = load_artifact(settings["MODEL_PATH"], settings["MANIFEST_PATH"])
+    try:
+        settings = with_manifest(settings, manifest)
+    except ValueError as exc:
+        raise ArtifactError(f"manifest {settings['MANIFEST_PATH']}: {exc}") from None
+    check_features_file(settings["FEATURES_PATH"], artifact.feature_names)
     app = Flask(__name__)
     app.json = OrjsonProvider(app)
     app.config.update(settings)
-
-    artifact, manifest = load_artifact(settings["MODEL_PATH"], settings["MANIFEST_PATH"])
-    check_features_file(settings["FEATURES_PATH"], artifact.feature_names)
     scorer = Scorer(
         artifact,
         manifest,
-        bands=RiskBands(float(settings["RISK_MEDIUM"]), float(settings["RISK_HIGH"])),
-        top_k=int(settings["TOP_REASONS"]),
+        RiskBands(settings["RISK_MEDIUM"], settings["RISK_HIGH"]),
+        settings["TOP_REASONS"],
     )
     app.extensions["fraud"] = ServiceState(
         scorer=scorer,
@@ -143,7 +104,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.register_blueprint(bp)
     register_error_handlers(app)
-    init_monitoring(app)
+    init_monitoring(app, manifest)
     app.wsgi_app = FastPredict(app, app.wsgi_app)  # type: ignore[method-assign]
     logger.info(
         "loaded model %s (%s) from %s", scorer.version, artifact.kind, app.config["MODEL_PATH"]

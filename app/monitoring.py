@@ -11,11 +11,12 @@ error is logged and the records dropped: monitoring never breaks scoring.
 ``GET /monitoring/drift`` answers 404 unless ``MONITORING_TOKEN`` is configured, 401 without
 that bearer token, else the drift report (fraud/monitoring/drift.py) of the most recent
 ``MONITORING_WINDOW`` records of every worker's files against the reference profile promoted
-with the served model, under the alert rule in params.yaml's ``drift`` section.
+with the served model, under the alert rule of the ``drift`` section (conf/drift/) that the
+promote stage ships in the manifest, so the service never reads params.yaml.
 
 Logging is on when ``PREDICTION_LOG_DIR`` or ``MONITORING_TOKEN`` is set (the directory then
 defaults to ``<tmp>/fraud-predictions``); otherwise ``log_predictions`` returns at once.
-Every setting comes from ``app.config``, else the environment, else the default below.
+Settings are resolved once, in ``app.settings``.
 """
 
 from __future__ import annotations
@@ -35,48 +36,16 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
+from app.settings import SETTINGS
 from fraud.monitoring.config import SCORE, DriftConfig, DriftError, ProfileConfig
 from fraud.monitoring.drift import columns_from_records, drift_report, parse_log_lines
 from fraud.monitoring.profile import check_profile
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 LOG_SUFFIX = ".jsonl"
 FLUSH_BYTES = 64 * 1024
-#: Setting -> (default, type). Relative paths are relative to the repository.
-SETTINGS: dict[str, tuple[Any, type]] = {
-    "MONITORING_TOKEN": (None, str),
-    "PREDICTION_LOG_DIR": (None, str),
-    "PREDICTION_LOG_MAX_BYTES": (8 * 1024 * 1024, int),
-    "PREDICTION_LOG_MAX_FILES": (16, int),
-    "PREDICTION_LOG_FLUSH_SECONDS": (1.0, float),
-    "MONITORING_WINDOW": (50_000, int),
-    "REFERENCE_PROFILE_PATH": ("models/reference_profile.json", str),
-    "DRIFT_PARAMS_PATH": ("params.yaml", str),
-}
 
 bp = Blueprint("monitoring", __name__)
 logger = logging.getLogger(__name__)
-
-
-def _settings(app: Flask) -> dict[str, Any]:
-    """Each setting from app.config, else the environment, else its default; typed."""
-    out: dict[str, Any] = {}
-    for key, (default, kind) in SETTINGS.items():
-        raw = app.config.get(key, os.environ.get(key, default))
-        if raw in (None, ""):
-            out[key] = None if default is None else default
-            continue
-        try:
-            out[key] = kind(raw)
-        except (TypeError, ValueError):
-            raise ValueError(f"{key}={raw!r} is not a {kind.__name__}") from None
-    for key in ("PREDICTION_LOG_MAX_BYTES", "PREDICTION_LOG_MAX_FILES", "MONITORING_WINDOW"):
-        if out[key] < 1:
-            raise ValueError(f"{key} must be >= 1, got {out[key]}")
-    for key in ("REFERENCE_PROFILE_PATH", "DRIFT_PARAMS_PATH", "PREDICTION_LOG_DIR"):
-        if out[key] is not None and not Path(out[key]).is_absolute():
-            out[key] = REPO_ROOT / out[key]
-    return out
 
 
 class PredictionLog:
@@ -230,12 +199,14 @@ class Monitoring:
 
     settings: dict[str, Any]
     log: PredictionLog | None
+    #: The ``drift`` section the promote stage shipped in the manifest (None: none shipped).
+    drift: Mapping[str, Any] | None
     cache: dict[str, Any] = field(default_factory=dict)
 
     def reference(self) -> tuple[dict, DriftConfig]:
         """The reference profile and the drift config, read once per process."""
         if "profile" not in self.cache:
-            from fraud.config import load_params, parse_checked
+            from fraud.config import parse_checked
 
             path = self.settings["REFERENCE_PROFILE_PATH"]
             try:
@@ -244,8 +215,9 @@ class Monitoring:
                 raise DriftError(f"reference profile not found: {path}") from None
             except orjson.JSONDecodeError as exc:
                 raise DriftError(f"reference profile {path} is not JSON: {exc}") from None
-            params = load_params(["drift"], self.settings["DRIFT_PARAMS_PATH"])
-            cfg = parse_checked(params["drift"], DriftConfig, "drift")
+            if self.drift is None:
+                raise DriftError(f"manifest {self.settings['MANIFEST_PATH']} has no drift section")
+            cfg = parse_checked(self.drift, DriftConfig, "drift")
             self.cache["profile"] = check_profile(profile, f"reference profile {path}")
             self.cache["config"] = cfg
         return self.cache["profile"], self.cache["config"]
@@ -263,9 +235,9 @@ def _logged_fields(profile_path: Path) -> list[str]:
     return [*defaults.numeric, *defaults.categorical]
 
 
-def init_monitoring(app: Flask) -> None:
+def init_monitoring(app: Flask, manifest: Mapping[str, Any]) -> None:
     """Set up the prediction log (when configured) and register GET /monitoring/drift."""
-    settings = _settings(app)
+    settings = {key: app.config[key] for key in SETTINGS}
     directory = settings["PREDICTION_LOG_DIR"]
     if directory is None and settings["MONITORING_TOKEN"]:
         directory = Path(tempfile.gettempdir()) / "fraud-predictions"
@@ -279,7 +251,7 @@ def init_monitoring(app: Flask) -> None:
             settings["PREDICTION_LOG_MAX_FILES"],
             settings["PREDICTION_LOG_FLUSH_SECONDS"],
         )
-    app.extensions["monitoring"] = Monitoring(settings, log)
+    app.extensions["monitoring"] = Monitoring(settings, log, manifest.get("drift"))
     app.register_blueprint(bp)
 
 

@@ -82,6 +82,7 @@ def parse_checked(section: Mapping[str, Any] | None, schema: type[T], name: str)
     return cfg
 
 
+#: The environments, one overlay each in conf/env/ (a test holds the two equal), smallest first.
 ENVIRONMENTS = ("development", "staging", "production")
 
 
@@ -89,7 +90,7 @@ ENVIRONMENTS = ("development", "staging", "production")
 class BaseConfig:
     """What every run shares: the environment name it was composed for and the one seed."""
 
-    env: str = "development"
+    env: str  # no default: the env overlay sets it
     seed: int = 42
 
     def check(self) -> None:
@@ -102,7 +103,59 @@ class BaseConfig:
 class DeployConfig:
     """Where an environment's model is committed: its git branch."""
 
-    branch: str = "develop"
+    branch: str  # no default: the env overlay sets it
+
+
+@dataclass
+class SplitPaths:
+    """One file per split."""
+
+    train: str
+    valid: str
+    test: str
+
+
+@dataclass
+class FeaturePaths(SplitPaths):
+    """The featurized splits and the fitted feature state."""
+
+    state: str
+
+
+@dataclass
+class ModelPaths:
+    """A model artifact, its manifest and its drift reference profile."""
+
+    artifact: str
+    manifest: str
+    profile: str
+
+
+@dataclass
+class PathsConfig:
+    """The ``paths`` section (conf/paths/): every file the pipeline and its shells use.
+
+    No defaults: conf/paths/default.yaml is the one statement of each path.
+    """
+
+    external: str
+    raw: str
+    processed: SplitPaths
+    features: FeaturePaths
+    selected_features: str
+    candidate: ModelPaths
+    training_summary: str
+    baseline: str
+    metrics: str
+    gate_report: str
+    plots: str
+    drift_reports: str
+    model: ModelPaths
+
+
+def load_paths(path: Path = PARAMS_FILE) -> PathsConfig:
+    """The validated ``paths`` section of a params file."""
+    return parse_section(load_params(["paths"], path)["paths"], PathsConfig, "paths")
 
 
 def _clear_replaced_dicts(base: DictConfig, section: Mapping[str, Any]) -> None:

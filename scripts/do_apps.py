@@ -22,8 +22,11 @@ from typing import Any
 
 import yaml
 
+from fraud.config import ENVIRONMENTS
+
 ROOT = Path(__file__).resolve().parents[1]
-ENVIRONMENTS = ("production", "staging", "development")
+#: The order apps are validated and created in: production first.
+DEPLOY_ORDER = tuple(reversed(ENVIRONMENTS))
 SUFFIX = {"production": "", "staging": "-staging", "development": "-dev"}
 #: App Platform's rule for an app name: 2-32 lowercase letters, digits and dashes.
 APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
@@ -146,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "plan":
             spec = load_spec(args.spec)
-            for env in ENVIRONMENTS:
+            for env in DEPLOY_ORDER:
                 print(env, app_name(spec, env), env_branch(env))
         elif args.command == "spec":
             spec = render(load_spec(args.spec), args.env, args.repo)

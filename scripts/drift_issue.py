@@ -69,8 +69,8 @@ def issue_body(report: dict, markdown: str, run_url: str, env: str, now: datetim
 def main(argv: list[str] | None = None) -> int:
     """File or update the drift issue when the report says drift."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--report", type=Path, default=Path("reports/drift/drift_report.json"))
-    ap.add_argument("--markdown", type=Path, default=Path("reports/drift/drift_report.md"))
+    ap.add_argument("--report", type=Path, required=True, help="drift_report.json")
+    ap.add_argument("--markdown", type=Path, required=True, help="drift_report.md")
     ap.add_argument("--label", default="drift")
     ap.add_argument("--run-url", default="")
     ap.add_argument("--env", default="production", help="environment to retrain")

@@ -21,34 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-#: What a retrain commits and a rollback restores: the gated model, what describes it, and the
-#: pipeline record that produced it (so `dvc status` agrees with models/ after either).
-MODEL_PATHS = (
-    "models/fraud_model.joblib",
-    "models/manifest.json",
-    "models/reference_profile.json",
-    "data/selected_features.json",
-    "data/training_summary.json",
-    "data/production_model_baseline.json",
-    "reports/metrics.json",
-    "reports/gate.json",
-    "reports/plots",
-    "params.yaml",
-    "dvc.lock",
-)
-#: Files attached to a release (those that exist).
-RELEASE_ASSETS = (
-    "models/fraud_model.joblib",
-    "models/manifest.json",
-    "models/reference_profile.json",
-    "data/selected_features.json",
-    "data/training_summary.json",
-    "reports/metrics.json",
-    "reports/gate.json",
-)
+from fraud.config import ENVIRONMENTS, PARAMS_FILE, ConfigError, PathsConfig, load_params
+from fraud.config import load_paths as read_paths
+
 #: Headline metrics in the commit subject, in this order.
 HEADLINE = ("roc_auc", "pr_auc", "recall_at_1pct_fpr")
-ENVIRONMENTS = ("development", "staging", "production")
 
 
 class ModelOpsError(Exception):
@@ -68,25 +45,60 @@ def read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def load_paths(root: Path) -> PathsConfig:
+    """The ``paths`` section of ``root``'s params.yaml."""
+    try:
+        return read_paths(root / PARAMS_FILE)
+    except ConfigError as exc:
+        raise ModelOpsError(str(exc)) from None
+
+
+def model_paths(root: Path) -> list[str]:
+    """What a retrain commits and a rollback restores: the gated model, what describes it, and
+    the pipeline record that produced it (so `dvc status` agrees with models/ after either)."""
+    paths = load_paths(root)
+    return [
+        *release_assets(root),
+        paths.baseline,
+        paths.plots,
+        str(PARAMS_FILE),
+        "dvc.lock",
+    ]
+
+
+def release_assets(root: Path) -> list[str]:
+    """Files attached to a release: the model, what describes it, its metrics and gate."""
+    paths = load_paths(root)
+    return [
+        paths.model.artifact,
+        paths.model.manifest,
+        paths.model.profile,
+        paths.selected_features,
+        paths.training_summary,
+        paths.metrics,
+        paths.gate_report,
+    ]
+
+
 def deploy_branch(root: Path, env: str) -> str:
     """The branch ``env``'s model is committed to, after checking params and manifest agree."""
-    from fraud.config import ConfigError, load_params
-
+    params_file = root / PARAMS_FILE
     try:
-        params = load_params(["base", "deploy"], root / "params.yaml")
+        params = load_params(["base", "deploy"], params_file)
     except ConfigError as exc:
         raise ModelOpsError(str(exc)) from None
     recorded = params["base"].get("env")
     if recorded != env:
-        raise ModelOpsError(f"{root / 'params.yaml'} records env {recorded!r}, expected {env!r}")
-    manifest = read_json(root / "models/manifest.json")
+        raise ModelOpsError(f"{params_file} records env {recorded!r}, expected {env!r}")
+    manifest_path = root / load_paths(root).model.manifest
+    manifest = read_json(manifest_path)
     if manifest.get("env") != env:
         raise ModelOpsError(
-            f"{root / 'models/manifest.json'} is a {manifest.get('env')!r} model, expected {env!r}"
+            f"{manifest_path} is a {manifest.get('env')!r} model, expected {env!r}"
         )
     branch = params["deploy"].get("branch")
     if not isinstance(branch, str) or not branch:
-        raise ModelOpsError(f"{root / 'params.yaml'} has no deploy.branch")
+        raise ModelOpsError(f"{params_file} has no deploy.branch")
     return branch
 
 
@@ -97,18 +109,16 @@ def verify(root: Path) -> str:
     """
     from fraud.runtime.artifact import ArtifactError, load_artifact
 
+    paths = load_paths(root)
+    model_path = root / paths.model.artifact
     try:
-        artifact, manifest = load_artifact(
-            root / "models/fraud_model.joblib", root / "models/manifest.json"
-        )
+        artifact, manifest = load_artifact(model_path, root / paths.model.manifest)
     except ArtifactError as exc:
         raise ModelOpsError(str(exc)) from None
-    features_path = root / "data/selected_features.json"
+    features_path = root / paths.selected_features
     features = read_json(features_path).get("features")
     if features != artifact.feature_names:
-        raise ModelOpsError(
-            f"{features_path} lists other features than models/fraud_model.joblib expects"
-        )
+        raise ModelOpsError(f"{features_path} lists other features than {model_path} expects")
     return str(manifest["sha256"])[:12]
 
 
@@ -118,7 +128,7 @@ def _fmt(value: Any) -> str:
 
 def commit_message(root: Path, env: str, run_url: str | None) -> str:
     """Subject with the environment and headline metrics, then the model facts and the run."""
-    manifest = read_json(root / "models/manifest.json")
+    manifest = read_json(root / load_paths(root).model.manifest)
     metrics = manifest.get("test_metrics", {})
     headline = ", ".join(f"{k} {_fmt(metrics[k])}" for k in HEADLINE if k in metrics)
     lines = [
@@ -143,7 +153,7 @@ def release_tag(env: str, now: datetime) -> str:
 
 def release_notes(root: Path, env: str, run_url: str | None) -> str:
     """Markdown: the model, its test metrics and gate checks, and where it came from."""
-    manifest = read_json(root / "models/manifest.json")
+    manifest = read_json(root / load_paths(root).model.manifest)
     metrics = manifest.get("test_metrics", {})
     gate = manifest.get("gate", {})
     out = [
@@ -192,9 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     root: Path = args.root
     try:
         if args.command == "paths":
-            text = "\n".join(MODEL_PATHS)
+            text = "\n".join(model_paths(root))
         elif args.command == "assets":
-            text = "\n".join(p for p in RELEASE_ASSETS if (root / p).is_file())
+            text = "\n".join(p for p in release_assets(root) if (root / p).is_file())
         elif args.command == "verify":
             text = verify(root)
         elif args.command == "branch":

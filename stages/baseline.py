@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from fraud.config import PARAMS_FILE, ConfigError, load_paths
 from fraud.files import atomic_write_bytes, dump_json
 from fraud.runtime.artifact import ArtifactError, read_manifest
 
@@ -17,12 +18,17 @@ from fraud.runtime.artifact import ArtifactError, read_manifest
 def main(argv: list[str] | None = None) -> int:
     """Write the baseline JSON from models/manifest.json."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--manifest", type=Path, default=Path("models/manifest.json"))
-    ap.add_argument("--out", type=Path, default=Path("data/production_model_baseline.json"))
+    ap.add_argument("--manifest", type=Path, help="default: paths.model.manifest")
+    ap.add_argument("--out", type=Path, help="default: paths.baseline")
+    ap.add_argument("--params", type=Path, default=PARAMS_FILE)
     args = ap.parse_args(argv)
     try:
+        if args.manifest is None or args.out is None:
+            paths = load_paths(args.params)
+            args.manifest = args.manifest or Path(paths.model.manifest)
+            args.out = args.out or Path(paths.baseline)
         manifest = read_manifest(args.manifest)
-    except ArtifactError as exc:
+    except (ArtifactError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if manifest.get("env") != "production" or "test_metrics" not in manifest:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from fraud.config import PARAMS_FILE, BaseConfig, load_params, parse_checked
+from fraud.config import PARAMS_FILE, BaseConfig, load_params, load_paths, parse_checked
 from fraud.data import schema
 from fraud.data.synthetic.config import DataConfig
 from fraud.data.synthetic.generate import generate_transactions
@@ -41,7 +41,6 @@ from fraud.monitoring.profile import check_profile
 from fraud.monitoring.scenarios import apply_scenario, production_config
 from stages.common import run
 
-REPORT_DIR = Path("reports/drift")
 LOG_SUFFIX = ".jsonl"
 URL_TIMEOUT_S = 120
 
@@ -207,11 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     what.add_argument("--url", help="deployed app base URL (token in MONITORING_TOKEN)")
     ap.add_argument("--rows", type=int, help="synthetic batch rows (default drift.synthetic)")
     ap.add_argument("--seed", type=int, help="synthetic batch seed (default drift.synthetic)")
-    ap.add_argument("--reference", type=Path, default=Path("models/reference_profile.json"))
-    ap.add_argument("--model", type=Path, default=Path("models/fraud_model.joblib"))
-    ap.add_argument("--manifest", type=Path, default=Path("models/manifest.json"))
-    ap.add_argument("--json-out", type=Path, default=REPORT_DIR / "drift_report.json")
-    ap.add_argument("--md-out", type=Path, default=REPORT_DIR / "drift_report.md")
+    ap.add_argument("--reference", type=Path, help="default: paths.model.profile")
+    ap.add_argument("--model", type=Path, help="default: paths.model.artifact")
+    ap.add_argument("--manifest", type=Path, help="default: paths.model.manifest")
+    ap.add_argument("--json-out", type=Path, help="default: <paths.drift_reports>/*.json")
+    ap.add_argument("--md-out", type=Path, help="default: <paths.drift_reports>/*.md")
     ap.add_argument("--params", type=Path, default=PARAMS_FILE)
     args = ap.parse_args(argv)
     if args.rows is not None and args.rows < 1:
@@ -220,6 +219,12 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--rows and --seed apply to --scenario only")
 
     started = time.perf_counter()
+    paths = load_paths(args.params)
+    args.reference = args.reference or Path(paths.model.profile)
+    args.model = args.model or Path(paths.model.artifact)
+    args.manifest = args.manifest or Path(paths.model.manifest)
+    args.json_out = args.json_out or Path(paths.drift_reports) / "drift_report.json"
+    args.md_out = args.md_out or Path(paths.drift_reports) / "drift_report.md"
     cfg = parse_checked(load_params(["drift"], args.params)["drift"], DriftConfig, "drift")
     report, title = build_report(args, cfg)
     code = exit_code(report)

@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fraud.config import BaseConfig, ConfigError, DeployConfig, parse_checked
+from fraud.config import BaseConfig, ConfigError, DeployConfig, PathsConfig, parse_checked
 from fraud.data.synthetic.config import DataConfig
 from fraud.data.validate import SplitConfig
 from fraud.features.spec import FeatureConfig
 from fraud.model.gate import GateConfig
 from fraud.model.train import TrainConfig, parse_model_config
 from fraud.monitoring.config import DriftConfig, ProfileConfig
+from fraud.runtime.scoring import ServingConfig
 
 SCHEMAS: dict[str, type] = {
     "base": BaseConfig,
@@ -28,6 +29,8 @@ SCHEMAS: dict[str, type] = {
     "deploy": DeployConfig,
     "drift_profile": ProfileConfig,
     "drift": DriftConfig,
+    "serving": ServingConfig,
+    "paths": PathsConfig,
 }
 
 

@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from fraud.config import PARAMS_FILE, load_paths
 from fraud.runtime.artifact import ArtifactError, load_artifact
 
 KEYS = ("roc_auc", "pr_auc", "recall_at_1pct_fpr", "precision", "recall", "f1", "threshold")
@@ -19,11 +20,17 @@ KEYS = ("roc_auc", "pr_auc", "recall_at_1pct_fpr", "precision", "recall", "f1", 
 def main(argv: list[str] | None = None) -> int:
     """Print a short report; return 0 only for a passed gate and a verified model."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--gate-report", type=Path, default=Path("reports/gate.json"))
-    ap.add_argument("--model", type=Path, default=Path("models/fraud_model.joblib"))
-    ap.add_argument("--manifest", type=Path, default=Path("models/manifest.json"))
+    ap.add_argument("--gate-report", type=Path, help="default: paths.gate_report")
+    ap.add_argument("--model", type=Path, help="default: paths.model.artifact")
+    ap.add_argument("--manifest", type=Path, help="default: paths.model.manifest")
+    ap.add_argument("--params", type=Path, default=PARAMS_FILE)
     args = ap.parse_args(argv)
     try:
+        if None in (args.gate_report, args.model, args.manifest):
+            paths = load_paths(args.params)
+            args.gate_report = args.gate_report or Path(paths.gate_report)
+            args.model = args.model or Path(paths.model.artifact)
+            args.manifest = args.manifest or Path(paths.model.manifest)
         gate = json.loads(args.gate_report.read_text())
         artifact, manifest = load_artifact(args.model, args.manifest)
     except (OSError, ValueError, ArtifactError) as exc:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 GIT_ENV = {
@@ -49,6 +52,21 @@ def fake_tool(tmp_path: Path, name: str, script: str) -> Path:
     tool.write_text(script.format(python=sys.executable))
     tool.chmod(0o755)
     return bin_dir
+
+
+def dvc_yaml(root: Path = REPO) -> dict[str, Any]:
+    """``root``'s dvc.yaml with each ``${dotted.key}`` replaced by its params.yaml value, as
+    DVC's templating does."""
+    params = yaml.safe_load((root / "params.yaml").read_text())
+
+    def interpolate(match: re.Match[str]) -> str:
+        value: Any = params
+        for key in match.group(1).split("."):
+            value = value[key]
+        return str(value)
+
+    text = (root / "dvc.yaml").read_text()
+    return yaml.safe_load(re.sub(r"\$\{([\w.]+)\}", interpolate, text))
 
 
 def copy_repo(dest: Path) -> Path:

@@ -151,11 +151,9 @@ class SyntheticConfig:
 class DriftConfig:
     """The ``drift`` section: the alert rule, the synthetic batch and the named scenarios."""
 
+    scenarios: dict[str, ScenarioConfig]  # no default: conf/drift/ names them
     rule: AlertRule = field(default_factory=AlertRule)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
-    scenarios: dict[str, ScenarioConfig] = field(
-        default_factory=lambda: {"none": ScenarioConfig()}
-    )
 
     def check(self) -> None:
         """Check the rule, the batch and every scenario."""

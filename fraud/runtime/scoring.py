@@ -24,10 +24,10 @@ RISK_HIGH = "high"
 
 @dataclass(frozen=True)
 class RiskBands:
-    """Probability bands: low < ``medium`` <= medium < ``high`` <= high."""
+    """Probability bands: low < ``medium`` <= medium < ``high`` <= high (conf/serving/)."""
 
-    medium: float = 0.3
-    high: float = 0.7
+    medium: float
+    high: float
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.medium <= self.high <= 1.0):
@@ -45,6 +45,24 @@ class RiskBands:
         return RISK_LOW
 
 
+@dataclass
+class ServingConfig:
+    """The ``serving`` section (conf/serving/), shipped in the promoted manifest."""
+
+    risk_medium: float
+    risk_high: float
+    top_reasons: int
+    max_batch: int
+
+    def check(self) -> None:
+        """Raise ValueError naming the field when a value is not allowed."""
+        RiskBands(self.risk_medium, self.risk_high)
+        if self.top_reasons < 0:
+            raise ValueError(f"top_reasons must be >= 0, got {self.top_reasons}")
+        if self.max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
+
+
 class Scorer:
     """Scores raw transaction records with a loaded, verified ``ModelArtifact``."""
 
@@ -52,14 +70,14 @@ class Scorer:
         self,
         artifact: ModelArtifact,
         manifest: Mapping[str, Any],
-        bands: RiskBands | None = None,
-        top_k: int = 3,
+        bands: RiskBands,
+        top_k: int,
     ) -> None:
         if top_k < 0:
             raise ValueError(f"top_k must be >= 0, got {top_k}")
         self.artifact = artifact
         self.manifest = dict(manifest)
-        self.bands = bands if bands is not None else RiskBands()
+        self.bands = bands
         self.top_k = int(top_k)
         self.feature_names: list[str] = artifact.feature_names
         self._names = np.array(self.feature_names, dtype=object)

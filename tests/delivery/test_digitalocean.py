@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from app import DEFAULTS
-from app.monitoring import SETTINGS
+from app.settings import SETTINGS
 from tests.conftest import REPO, copy_repo, fake_tool, tool_env
 
 SPEC = yaml.safe_load((REPO / ".do/app.yaml").read_text())
@@ -80,18 +79,18 @@ def test_health_check_probes_the_readiness_endpoint_with_the_seed_timings() -> N
     assert client.get("/no-such-path").status_code == 404
 
 
-def test_env_vars_are_ones_the_app_reads_and_point_at_committed_files() -> None:
+def test_env_vars_are_ones_the_app_reads_and_paths_are_the_apps_defaults() -> None:
+    """No path is restated for the deployment: the app's defaults (conf/paths) apply."""
     (service,) = SPEC["services"]
     envs = {e["key"]: e for e in service["envs"]}
-    assert {"MODEL_PATH", "FEATURES_PATH"} <= set(envs)
-    known = set(DEFAULTS) | set(SETTINGS) | {"PORT", "WEB_CONCURRENCY"}
-    assert set(envs) <= known
-    for key in ("MODEL_PATH", "FEATURES_PATH"):
-        assert envs[key]["scope"] == "RUN_TIME"
-        assert (REPO / envs[key]["value"]).is_file()
-        assert envs[key]["value"] == DEFAULTS[key][0]
+    assert set(envs) <= set(SETTINGS) | {"PORT", "WEB_CONCURRENCY"}
     dockerfile = (REPO / "Dockerfile").read_text()
-    assert f"MODEL_PATH={envs['MODEL_PATH']['value']}" in dockerfile
+    for key, (default, kind) in SETTINGS.items():
+        if kind is Path:
+            assert key not in envs
+            assert f"{key}=" not in dockerfile
+            if default is not None:
+                assert (REPO / default).is_file()
 
 
 # --- the init script against a fake doctl ---------------------------------------------------

@@ -199,7 +199,16 @@ def test_image_gets_only_what_serving_reads() -> None:
     context = build_context()
     assert "models/fraud_model.joblib" in context
     assert "data/selected_features.json" in context
-    for kept_out in ("dvc.lock", "README.md", "stages/train.py", "tests/conftest.py"):
+    for kept_out in (
+        "dvc.lock",
+        "params.yaml",
+        "README.md",
+        "stages/train.py",
+        "tests/conftest.py",
+        "fraud/model/train.py",
+        "fraud/data/synthetic/generate.py",
+        "fraud/monitoring/scenarios.py",
+    ):
         assert kept_out not in context
     assert not [p for p in context if p.startswith((".venv/", ".git/", "data/raw/"))]
     assert not [p for p in context if "__pycache__" in p]
@@ -210,7 +219,6 @@ def test_image_gets_only_what_serving_reads() -> None:
         "models",
         "data",
         "scripts",
-        "params.yaml",
         "requirements-serve.txt",
     }
 

@@ -20,7 +20,7 @@ import pytest
 
 from fraud.files import sha256_bytes
 from fraud.runtime.artifact import load_artifact, serialize
-from scripts.modelops import MODEL_PATHS
+from scripts.modelops import model_paths
 from tests.conftest import REPO, copy_repo, fake_tool, run, tool_env
 
 RUN_URL = "https://github.com/acme/fraud/actions/runs/42"
@@ -121,7 +121,7 @@ def test_commit_pushes_the_gated_model_with_skip_ci_metrics_and_run(
     assert sha256 in message
     changed = git(origin, "diff", "--name-only", before, head).splitlines()
     assert set(changed) == {"models/fraud_model.joblib", "models/manifest.json"}
-    assert all(any(p == m or p.startswith(m + "/") for m in MODEL_PATHS) for p in changed)
+    assert all(any(p == m or p.startswith(m + "/") for m in model_paths(REPO)) for p in changed)
     pushed = json.loads(git(origin, "show", f"{head}:models/manifest.json"))
     assert pushed["sha256"] == sha256
     assert git(repo, "status", "--porcelain") == "M README.md"
@@ -405,5 +405,5 @@ def test_model_paths_are_tracked_files_of_this_repository() -> None:
             ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
         ).stdout.splitlines()
     )
-    for path in MODEL_PATHS:
+    for path in model_paths(REPO):
         assert path in tracked or any(t.startswith(path + "/") for t in tracked), path

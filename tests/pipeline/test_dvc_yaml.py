@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, dvc_yaml
 
-DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())
+RAW = (REPO / "dvc.yaml").read_text()
+DVC = dvc_yaml()
 STAGES = list(DVC["stages"])
 #: Sections each stage parses (must equal its `params:` in dvc.yaml).
 READS = {
@@ -19,7 +20,8 @@ READS = {
     "process": ["split"],
     "featurize": ["features"],
     "train": ["base", "model", "train", "drift_profile"],
-    "evaluate": ["train", "gate"],
+    "evaluate": ["train"],
+    "promote": ["gate", "serving", "drift"],
 }
 
 
@@ -38,7 +40,7 @@ def imported_files(stage: str) -> set[str]:
 
 
 def test_pipeline_order() -> None:
-    assert STAGES == ["generate", "process", "featurize", "train", "evaluate"]
+    assert STAGES == ["generate", "process", "featurize", "train", "evaluate", "promote"]
 
 
 def covered(path: str, deps: set[str]) -> bool:
@@ -79,6 +81,14 @@ def test_declared_params_are_what_the_stage_reads(stage: str) -> None:
     assert DVC["stages"][stage]["params"] == READS[stage]
     source = (REPO / "stages" / f"{stage}.py").read_text()
     assert f"load_params({READS[stage]!r}".replace("'", '"') in source
+
+
+def test_every_data_path_comes_from_params_paths() -> None:
+    """dvc.yaml names no data, model or report file itself: conf/paths/ states each once."""
+    literal = re.findall(r"(?<![\w${.])(?:data|models|reports)/[\w./-]+", RAW)
+    assert literal == []
+    used = set(re.findall(r"\$\{([\w.]+)\}", RAW))
+    assert all(name.startswith("paths.") for name in used)
 
 
 def test_committed_outputs_are_not_cached_and_models_persist() -> None:

@@ -13,7 +13,7 @@ from fraud.data.synthetic.config import DataConfig
 from fraud.data.synthetic.generate import generate_transactions
 from fraud.files import sha256_file
 from fraud.runtime.artifact import load_artifact
-from tests.conftest import run
+from tests.conftest import dvc_yaml, run
 
 TINY = [
     "env=development",
@@ -84,7 +84,7 @@ def test_repro_builds_every_artifact(trained_repo: Path) -> None:
 
 def test_stages_write_only_declared_outputs(trained_repo: Path) -> None:
     """Every file the run left behind is a declared out (or DVC's own bookkeeping)."""
-    dvc = yaml.safe_load((trained_repo / "dvc.yaml").read_text())
+    dvc = dvc_yaml(trained_repo)
     declared = {
         next(iter(out)) if isinstance(out, dict) else out
         for stage in dvc["stages"].values()

@@ -15,16 +15,17 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import REPO_ROOT, create_app
+from app import create_app
 from app.schemas import TransactionValidator, required_fields
 from fraud.features.transform import transform_record
 from fraud.runtime.artifact import ArtifactError
 from fraud.runtime.scoring import RiskBands, Scorer
 from fraud.runtime.sklearn_model import LogisticModel
+from tests.conftest import REPO
 
-MODEL = REPO_ROOT / "models" / "fraud_model.joblib"
-MANIFEST = REPO_ROOT / "models" / "manifest.json"
-FEATURES = REPO_ROOT / "data" / "selected_features.json"
+MODEL = REPO / "models" / "fraud_model.joblib"
+MANIFEST = REPO / "models" / "manifest.json"
+FEATURES = REPO / "data" / "selected_features.json"
 MAX_BATCH = 5
 
 VALID: dict[str, Any] = {
@@ -95,7 +96,7 @@ def test_predict_matches_artifact(client: FlaskClient, scorer: Scorer) -> None:
     expected = float(scorer.artifact.model.predict_proba(vector[None])[0])
     assert abs(body["fraud_probability"] - expected) < 1e-6  # XGBoost rounds to float32
     assert body["is_fraud"] == (expected >= scorer.artifact.threshold)
-    assert body["risk_level"] == RiskBands().level(expected)
+    assert body["risk_level"] == scorer.bands.level(expected)
     assert body["model_version"] == json.loads(MANIFEST.read_text())["sha256"][:12]
     assert body["transaction_id"] == "t-1"
     assert len(body["prediction_id"]) == 32
@@ -434,7 +435,7 @@ def test_metrics_multiprocess_mode_aggregates_processes(tmp_path: Path) -> None:
         "m.observe_request('/predict', 200, 0.01); m.observe_scores([0.9], 1); "
         "sys.stdout.buffer.write(m.render()[0])"
     )
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": str(REPO_ROOT)}
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": str(REPO)}
     outputs = [
         subprocess.run(
             [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
@@ -508,7 +509,7 @@ def test_scorer_non_xgboost_gives_no_reasons(scorer: Scorer) -> None:
 
     opaque = LogisticModel(Opaque())  # the scikit-learn runtime: zero contributions
     artifact = replace(scorer.artifact, kind="logistic_regression", model=opaque)
-    other = Scorer(artifact, scorer.manifest)
+    other = Scorer(artifact, scorer.manifest, scorer.bands, scorer.top_k)
     result = other.score_record(VALID)
     assert result["reasons"] == []
     assert (

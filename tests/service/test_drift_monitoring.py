@@ -15,6 +15,8 @@ import pytest
 from flask import Flask
 
 from app.monitoring import PredictionLog, init_monitoring, log_predictions, read_window
+from app.settings import resolve
+from fraud.config import load_params
 from fraud.data.synthetic.config import DataConfig
 from fraud.data.synthetic.generate import generate_transactions
 from fraud.files import dump_json
@@ -56,13 +58,13 @@ def make_app(tmp_path: Path, profile_path: Path, **config: Any) -> Flask:
     settings = {
         "PREDICTION_LOG_DIR": str(tmp_path / "log"),
         "REFERENCE_PROFILE_PATH": str(profile_path),
-        "DRIFT_PARAMS_PATH": str(REPO / "params.yaml"),
         "PREDICTION_LOG_FLUSH_SECONDS": 0.0,
         "MONITORING_TOKEN": TOKEN,
     }
-    app.config.update({**settings, **config})
-    app.extensions["fraud"] = SimpleNamespace(manifest={"sha256": SHA})
-    init_monitoring(app)
+    app.config.update(resolve({**settings, **config}))
+    manifest = {"sha256": SHA, "drift": load_params(["drift"], REPO / "params.yaml")["drift"]}
+    app.extensions["fraud"] = SimpleNamespace(manifest=manifest)
+    init_monitoring(app, manifest)
     return app
 
 

@@ -195,10 +195,12 @@ def test_loading_an_xgboost_artifact_imports_neither_xgboost_nor_pandas(
         "import sys\n"
         "from pathlib import Path\n"
         "from fraud.runtime.artifact import load_artifact\n"
-        "from fraud.runtime.scoring import Scorer\n"
+        "from fraud.runtime.scoring import RiskBands, Scorer\n"
         f"a, m = load_artifact(Path({str(tmp_path / 'm.joblib')!r}), "
         f"Path({str(tmp_path / 'manifest.json')!r}))\n"
-        "print(Scorer(a, m).score_records([" + repr(RECORD) + "])[0]['fraud_probability'])\n"
+        "print(Scorer(a, m, RiskBands(0.3, 0.7), 3).score_records(["
+        + repr(RECORD)
+        + "])[0]['fraud_probability'])\n"
         "print(sorted({n.split('.')[0] for n in sys.modules} & "
         "{'xgboost', 'pandas', 'sklearn', 'scipy', 'pyarrow'}))\n"
     )

@@ -11,7 +11,7 @@ from fraud.data.synthetic.generate import generate_transactions
 from fraud.features.history import compute_history
 from fraud.features.transform import transform, transform_record
 from fraud.runtime.artifact import load_artifact
-from fraud.runtime.scoring import Scorer
+from fraud.runtime.scoring import RiskBands, Scorer
 from tests.conftest import REPO
 
 
@@ -20,7 +20,7 @@ def scorer() -> Scorer:
     artifact, manifest = load_artifact(
         REPO / "models/fraud_model.joblib", REPO / "models/manifest.json"
     )
-    return Scorer(artifact, manifest)
+    return Scorer(artifact, manifest, RiskBands(0.3, 0.7), 3)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,118 @@
+"""Stage promote: the quality gate, and promotion of a passing candidate into models/.
+
+The gate reads the candidate's test metrics (the evaluate stage's) and, for production, the
+baseline. A failing gate exits 1 naming every failing metric with its value and bound, and
+models/ keeps the previous model. A passing candidate is copied into models/ (artifact first,
+then its manifest, then its drift reference profile, each atomically); the promoted manifest
+carries the test metrics, the gate verdict and the ``serving`` and ``drift`` sections, so the
+service reads everything it needs beside the model and never params.yaml.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fraud.config import load_params, parse_checked
+from fraud.files import atomic_write_bytes, dump_json, sha256_bytes
+from fraud.model.gate import GateConfig, gate
+from fraud.monitoring.config import DriftConfig
+from fraud.runtime.artifact import read_manifest
+from fraud.runtime.scoring import ServingConfig
+from stages.common import parser, run, write_json
+
+
+def read_baseline(path: Path) -> dict[str, float] | None:
+    """Metrics of the production baseline, or None when the file holds no metrics."""
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ValueError(f"baseline {path} is not valid JSON: {exc}") from None
+    metrics = data.get("metrics") if isinstance(data, dict) else None
+    if metrics is not None and not isinstance(metrics, dict):
+        raise ValueError(f"baseline {path}: 'metrics' must be a mapping")
+    return metrics
+
+
+def read_profile(path: Path, sha256: str) -> bytes:
+    """The drift reference profile's bytes, refused unless it was built for ``sha256``."""
+    data = Path(path).read_bytes()
+    try:
+        model = json.loads(data).get("model", {})
+    except (ValueError, AttributeError) as exc:
+        raise ValueError(f"reference profile {path} is not a JSON object: {exc}") from None
+    if not isinstance(model, dict) or model.get("sha256") != sha256:
+        built_for = model.get("sha256") if isinstance(model, dict) else None
+        raise ValueError(
+            f"reference profile {path} was built for model {built_for!r}, "
+            f"not the candidate {sha256!r}"
+        )
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Gate the candidate on its test metrics; promote it into models/ if it passes."""
+    args = parser(
+        __doc__.splitlines()[0],
+        {
+            "model": "candidate artifact",
+            "manifest": "candidate manifest",
+            "profile": "candidate drift reference profile",
+            "metrics": "the candidate's test metrics JSON (evaluate stage)",
+            "baseline": "production baseline metrics JSON",
+            "gate_report": "gate verdict JSON",
+            "promote_model": "promoted artifact path under models/",
+            "promote_manifest": "promoted manifest path under models/",
+            "promote_profile": "promoted reference profile path under models/",
+        },
+    ).parse_args(argv)
+    params = load_params(["gate", "serving", "drift"], args.params)
+    gate_cfg = parse_checked(params["gate"], GateConfig, "gate")
+    parse_checked(params["serving"], ServingConfig, "serving")
+    parse_checked(params["drift"], DriftConfig, "drift")
+    manifest = read_manifest(args.manifest)
+    metrics = json.loads(Path(args.metrics).read_text())
+    baseline = read_baseline(args.baseline)
+    if gate_cfg.compare_to_baseline:
+        if baseline is None:
+            print(f"gate: {args.baseline} holds no metrics yet; regression checks skipped")
+        elif missing := sorted(set(gate_cfg.max_regression) - set(baseline)):
+            raise ValueError(f"baseline {args.baseline} has no {', '.join(missing)}")
+    result = gate(metrics, gate_cfg, baseline)
+    report: dict[str, Any] = {"passed": result.passed, "checks": result.checks}
+    write_json(report, args.gate_report)
+    if not result.passed:
+        print("gate: FAILED - models/ keeps the previous model")
+        for line in result.failures():
+            print(f"  - {line}")
+        return 1
+
+    # Promote exactly the verified bytes; artifact first, so a manifest never names bytes that
+    # are not there (a crash in between leaves a pair that fails verification, never a mix).
+    data = args.model.read_bytes()
+    if sha256_bytes(data) != manifest["sha256"]:
+        raise ValueError(f"{args.model} does not match its manifest {args.manifest}")
+    profile = read_profile(args.profile, manifest["sha256"])
+    promoted = dict(
+        manifest,
+        artifact=args.promote_model.name,
+        test_metrics=metrics,
+        gate=report,
+        serving=params["serving"],
+        drift=params["drift"],
+    )
+    atomic_write_bytes(args.promote_model, data)
+    atomic_write_bytes(args.promote_manifest, dump_json(promoted))
+    atomic_write_bytes(args.promote_profile, profile)
+    print(
+        f"gate: passed - test pr_auc {metrics['pr_auc']:.4f} roc_auc {metrics['roc_auc']:.4f} "
+        f"recall@1%fpr {metrics['recall_at_1pct_fpr']:.4f}; promoted to {args.promote_model}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)
