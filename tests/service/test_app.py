@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -401,31 +402,76 @@ def test_metrics_count_requests(app: Flask) -> None:
     assert "fraud_flagged_transactions_total" in text
 
 
-def test_bulk_score_observation_equals_observe_per_score() -> None:
+#: Scores of each kind of edge: zero, bucket bounds (le is inclusive), just above them, one.
+EDGE_SCORES = [0.0, 1e-9, 0.01, 0.0101, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.73, 0.9, 0.95]
+EDGE_SCORES += [0.99, 0.999, 1.0]
+
+
+def score_lines(text: str) -> tuple[list[str], float]:
+    """The fraud_score lines of an exposition but its sum and created time, and its sum."""
+    lines = [line for line in text.splitlines() if "fraud_score" in line]
+    lines = [line for line in lines if "fraud_score_created" not in line]
+    sums = [float(line.split()[-1]) for line in lines if line.startswith("fraud_score_sum ")]
+    assert len(sums) == 1
+    return [line for line in lines if not line.startswith("fraud_score_sum ")], sums[0]
+
+
+def reference_histogram(batches: list[list[float]]) -> str:
+    """What a prometheus_client Histogram observing every score once exposes."""
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from app.metrics import SCORE_BUCKETS
+
+    registry = CollectorRegistry()
+    histogram = Histogram(
+        "fraud_score",
+        "Fraud probability of scored transactions",
+        buckets=SCORE_BUCKETS,
+        registry=registry,
+    )
+    for score in (score for batch in batches for score in batch):
+        histogram.observe(score)
+    return generate_latest(registry).decode()
+
+
+def test_score_histogram_exposes_what_a_histogram_would() -> None:
+    """Bulk (numpy) and small batches, through public Counters: the same exposition as
+    ``Histogram.observe`` per score (which a prometheus_client upgrade cannot break)."""
     from prometheus_client import generate_latest
 
-    from app.metrics import SCORE_BUCKETS, Metrics
+    from app.metrics import Metrics
 
-    scores = [0.0, 1e-9, *SCORE_BUCKETS, 0.5, 0.73, 0.999, 0.0101]
-    bulk, single = Metrics(), Metrics()
-    bulk.observe_scores(scores, 2)
-    for score in scores:
-        single.scores.observe(score)
-    single.flagged.inc(2)
+    batches = [EDGE_SCORES, [0.3, 0.02], [], [0.5], EDGE_SCORES[::-1] * 3]
+    metrics = Metrics()
+    for batch in batches:
+        metrics.observe_scores(batch, 1)
+    text = generate_latest(metrics.registry).decode()
+    reference = reference_histogram(batches)
+    lines, total = score_lines(text)
+    expected, expected_total = score_lines(reference)
+    assert lines == expected
+    assert total == pytest.approx(expected_total, abs=1e-12)
+    assert 'fraud_score_bucket{le="0.01"} 12.0' in lines  # le is inclusive
+    assert "# TYPE fraud_score histogram" in lines
+    # The created time follows as in the text format, and the hidden counters never show.
+    assert ("fraud_score_created" in text) == ("fraud_score_created" in reference)
+    assert "fraud_score_observ" not in text
+    assert "fraud_flagged_transactions_total 5.0" in text
 
-    def lines(metrics: Metrics) -> list[str]:
-        text = generate_latest(metrics.registry).decode()
-        return [
-            line
-            for line in text.splitlines()
-            if line.startswith("fraud_") and "_created" not in line
-        ]
 
-    assert [line for line in lines(bulk) if "_sum" not in line] == [
-        line for line in lines(single) if "_sum" not in line
-    ]
-    assert bulk.scores._sum.get() == pytest.approx(single.scores._sum.get(), abs=1e-12)
-    assert 'fraud_score_bucket{le="0.01"} 3.0' in lines(bulk)  # le is inclusive
+def test_a_nan_score_is_in_no_bucket_as_with_a_histogram() -> None:
+    from prometheus_client import generate_latest
+
+    from app.metrics import Metrics
+
+    batches = [[float("nan")], [0.5, float("nan"), *EDGE_SCORES]]  # small and bulk paths
+    metrics = Metrics()
+    for batch in batches:
+        metrics.observe_scores(batch, 0)
+    lines, total = score_lines(generate_latest(metrics.registry).decode())
+    expected, _ = score_lines(reference_histogram(batches))
+    assert lines == expected
+    assert math.isnan(total)
 
 
 def test_metrics_multiprocess_mode_aggregates_processes(tmp_path: Path) -> None:
@@ -433,6 +479,7 @@ def test_metrics_multiprocess_mode_aggregates_processes(tmp_path: Path) -> None:
     script = (
         "import sys; from app.metrics import Metrics; m = Metrics(); "
         "m.observe_request('/predict', 200, 0.01); m.observe_scores([0.9], 1); "
+        f"m.observe_scores({EDGE_SCORES!r}, 0); "
         "sys.stdout.buffer.write(m.render()[0])"
     )
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": str(REPO)}
@@ -445,6 +492,13 @@ def test_metrics_multiprocess_mode_aggregates_processes(tmp_path: Path) -> None:
     assert 'fraud_http_requests_total{endpoint="/predict",status="200"} 1.0' in outputs[0]
     assert 'fraud_http_requests_total{endpoint="/predict",status="200"} 2.0' in outputs[1]
     assert "fraud_flagged_transactions_total 2.0" in outputs[1]
+    # fraud_score: the histogram of both processes' scores, as a Histogram would give it.
+    lines, total = score_lines(outputs[1])
+    expected, expected_total = score_lines(reference_histogram([[0.9], EDGE_SCORES] * 2))
+    assert sorted(lines) == sorted(expected)
+    assert total == pytest.approx(expected_total, abs=1e-12)
+    assert "fraud_score_observ" not in outputs[1]
+    assert "fraud_score_created" not in outputs[1]  # as for a Histogram in multiprocess mode
 
 
 def test_openapi_from_validator_schema(client: FlaskClient) -> None:

@@ -170,3 +170,63 @@ def test_a_missing_or_extra_key_in_one_item_sends_the_batch_item_by_item(
     items = regular(sample)
     items[1]["extra"] = 1
     assert validator._regular(items) is None
+
+
+# Values of every JSON type and the edge cases of each rule, for every field's rule.
+ODD_VALUES = [
+    *(value for values in INVALID.values() for value in values),
+    *TIMESTAMPS,
+    *[0, 1, -1, 0.0, -0.0, 1.0, 0.5, 5e-324, 1e-320, 23, 6, 7, 125.5, 2**60 + 1],
+    *[1e9, 1e9 + 1e-7, 10**9 + 1, 1e12, 10**12 + 1, -(10**400), 1.7976931348623157e308],
+    *[float("nan"), float("inf"), float("-inf"), True, False, [], {}, [1]],
+    *["x", "Zürich 🏙", "a\tb", "\x7f", "\xa0", "\u2028", " x ", "y" * 64, "y" * 65, "y" * 128],
+    *["9999-12-31T23:59:59-01:00", "2026-03-04", "2026-03-04T14:05:00+25:00"],
+]
+
+
+def typed(value: Any) -> tuple[type, Any]:
+    """A value with its type, so that 1, 1.0 and True differ."""
+    return type(value), value
+
+
+def test_what_a_fast_check_vouches_for_is_what_check_returns(
+    validator: TransactionValidator,
+) -> None:
+    for name, rule in validator.rules.items():
+        for value in ODD_VALUES:
+            clean = rule.fast(value)
+            if clean is not None:
+                verdict = rule.check(value)
+                assert typed(verdict[0]) == typed(clean), (name, value)
+                assert verdict[1] == "", (name, value)
+
+
+def test_every_sample_value_takes_the_fast_path(
+    validator: TransactionValidator, sample: dict[str, Any]
+) -> None:
+    """The hot path: a plain valid request never needs ``check``."""
+    for name, value in sample.items():
+        assert validator.rules[name].fast(value) is not None, name
+    assert validator.rules["timestamp"].fast(TIMESTAMPS[0]) is not None
+
+
+def test_what_a_column_check_vouches_for_is_what_check_returns(
+    validator: TransactionValidator, sample: dict[str, Any]
+) -> None:
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.sampled_from(sorted(validator.rules)),
+        st.lists(st.sampled_from(ODD_VALUES), min_size=1, max_size=5),
+    )
+    def check(name: str, values: list[Any]) -> None:
+        rule = validator.rules[name]
+        clean = rule.column(tuple(values))
+        if clean is not None:
+            verdicts = [rule.check(value) for value in values]
+            assert [typed(value) for value in clean] == [typed(v[0]) for v in verdicts]
+            assert all(message == "" for _, message in verdicts)
+
+    check()
+    for name in [*sample, "timestamp"]:  # each field's valid values pass by column
+        values = tuple(valid(validator.fields[name].kind, sample.get(name)))
+        assert validator.rules[name].column(values) is not None, name
