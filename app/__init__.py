@@ -71,9 +71,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         ArtifactError: the model, manifest or features file is missing, corrupt, tampered
             with or incompatible (the message names the file), so a worker fails to boot.
     """
-    from app.api import FastPredict, bp, register_error_handlers
+    from app.api import bp
+    from app.errors import register_error_handlers
     from app.metrics import Metrics
     from app.monitoring import init_monitoring
+    from app.predict import ScoringEndpoints
     from app.schemas import TransactionValidator, transaction_fields
     from app.settings import resolve, with_manifest
     from fraud.runtime.artifact import ArtifactError, load_artifact
@@ -105,7 +107,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(bp)
     register_error_handlers(app)
     init_monitoring(app, manifest)
-    app.wsgi_app = FastPredict(app, app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = ScoringEndpoints(app, app.wsgi_app)  # type: ignore[method-assign]
     logger.info(
         "loaded model %s (%s) from %s", scorer.version, artifact.kind, app.config["MODEL_PATH"]
     )

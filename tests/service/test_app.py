@@ -642,23 +642,36 @@ def test_scored_requests_reach_the_drift_window(tmp_path: Path) -> None:
     assert all("user_id" not in line for line in lines)
 
 
-def test_fast_predict_path_answers_as_flask_does(app: Flask) -> None:
-    """Valid /predict requests skip Flask (FastPredict); the body must be Flask's own."""
-    from werkzeug.test import Client
+def test_scoring_errors_have_the_body_of_flasks_errors(client: FlaskClient) -> None:
+    """The scoring endpoints answer in front of Flask; their errors look like Flask's."""
+    ours = client.get("/predict/batch")  # a wrong method, answered by app.predict
+    flask = client.post("/health")  # the same error, answered by Flask
+    assert ours.status_code == flask.status_code == 405
+    assert ours.headers["Content-Type"] == flask.headers["Content-Type"]
+    assert set(ours.get_json()) == set(flask.get_json()) == {"error", "message"}
+    assert ours.get_json()["error"] == flask.get_json()["error"] == "method_not_allowed"
+    assert ours.headers["Allow"] == "POST"
 
-    flask_only = Client(app.wsgi_app.flask)  # the app without the fast layer
-    volatile = {"prediction_id", "timestamp", "processing_time_ms"}
-    for body, n_warnings in ((VALID, 0), ({**VALID, "location": "Atlantis", "extra": 1}, 2)):
-        fast = app.test_client().post("/predict", json=body)
-        slow = flask_only.post("/predict", json=body)
-        assert fast.status_code == slow.status_code == 200
-        assert fast.headers["Content-Type"] == slow.headers["Content-Type"]
-        fast_body, slow_body = fast.get_json(), slow.get_json()
-        assert len(fast_body["warnings"]) == n_warnings  # unknown category and field
-        assert {k: v for k, v in fast_body.items() if k not in volatile} == {
-            k: v for k, v in slow_body.items() if k not in volatile
-        }
-        assert list(fast_body) == list(slow_body)
+
+def test_a_chunked_body_is_read_and_bounded(app: Flask) -> None:
+    """No Content-Length: the stream ends with the body (gunicorn's wsgi.input_terminated)."""
+    from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+    def post(data: bytes) -> tuple[str, dict]:
+        builder = EnvironBuilder(path="/predict", method="POST", data=data)
+        environ = builder.get_environ()
+        del environ["CONTENT_LENGTH"]
+        environ["CONTENT_TYPE"] = "application/json"
+        environ["wsgi.input_terminated"] = True
+        body, status, _ = run_wsgi_app(app.wsgi_app, environ)
+        return status, json.loads(b"".join(body))
+
+    status, body = post(json.dumps(VALID).encode())
+    assert status == "200 OK"
+    assert 0.0 <= body["fraud_probability"] <= 1.0
+    status, body = post(b" " * (64 * 1024 + 1))  # the app fixture's MAX_CONTENT_LENGTH + 1
+    assert status == "413 Request Entity Too Large"
+    assert body["error"] == "payload_too_large"
 
 
 @pytest.mark.parametrize(
@@ -671,7 +684,7 @@ def test_fast_predict_path_answers_as_flask_does(app: Flask) -> None:
         ("application/json", json.dumps([VALID]), 422),
     ],
 )
-def test_fast_predict_path_leaves_every_error_to_flask(
+def test_predict_answers_each_case_with_its_status(
     client: FlaskClient, content_type: str, data: str, status: int
 ) -> None:
     response = client.post("/predict", data=data, content_type=content_type)
