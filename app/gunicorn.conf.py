@@ -35,7 +35,7 @@ if _OWN_METRICS_DIR:
 METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 # After PROMETHEUS_MULTIPROC_DIR is set: prometheus_client picks its value store on import.
-import app.api  # noqa: E402, F401
+import app.api  # noqa: E402
 import app.predict  # noqa: E402, F401
 import fraud.runtime.scoring  # noqa: E402, F401
 from fraud.runtime import native  # noqa: E402

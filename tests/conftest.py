@@ -8,10 +8,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
+
+if TYPE_CHECKING:
+    from tests.tiny_model import TinyModel
 
 REPO = Path(__file__).resolve().parents[1]
 GIT_ENV = {
@@ -93,3 +96,12 @@ def copy_repo(dest: Path) -> Path:
 def repo_copy(tmp_path: Path) -> Path:
     """A temporary git repository holding a copy of this project."""
     return copy_repo(tmp_path / "repo")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
+    """A model made by the pipeline's stages on a tiny config and promoted into a scratch
+    models/ (once per test process, a few seconds): what service tests serve."""
+    from tests.tiny_model import build
+
+    return build(tmp_path_factory.mktemp("tiny"))

@@ -11,14 +11,20 @@ import pytest
 
 from stages import baseline, report
 from tests.conftest import REPO
+from tests.tiny_model import TinyModel
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Path:
-    """A copy of the committed model, manifest and gate report in a scratch directory."""
-    for rel in ("models/fraud_model.joblib", "models/manifest.json", "reports/gate.json"):
+def served(tmp_path: Path, tiny_model: TinyModel) -> Path:
+    """A promoted (production) model, its manifest and gate report, in a scratch directory."""
+    sources = {
+        "models/fraud_model.joblib": tiny_model.model,
+        "models/manifest.json": tiny_model.manifest,
+        "reports/gate.json": tiny_model.gate_report,
+    }
+    for rel, source in sources.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO / rel, tmp_path / rel)
+        shutil.copy(source, tmp_path / rel)
     return tmp_path
 
 
@@ -61,11 +67,13 @@ def test_report_passes_for_the_committed_model(
     assert "gate:  ok   roc_auc minimum" in out
 
 
-def test_report_fails_on_a_failed_gate_or_a_tampered_model(served: Path) -> None:
+def test_report_fails_on_a_failed_gate_or_a_tampered_model(
+    served: Path, tiny_model: TinyModel
+) -> None:
     gate_path = served / "reports/gate.json"
     gate_path.write_text(json.dumps(dict(json.loads(gate_path.read_text()), passed=False)))
     assert report.main(report_args(served)) == 1
-    shutil.copy(REPO / "reports/gate.json", gate_path)
+    shutil.copy(tiny_model.gate_report, gate_path)
     with open(served / "models/fraud_model.joblib", "ab") as fh:
         fh.write(b"\0")
     assert report.main(report_args(served)) == 1

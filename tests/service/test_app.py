@@ -23,10 +23,8 @@ from fraud.runtime.artifact import ArtifactError
 from fraud.runtime.scoring import RiskBands, Scorer
 from fraud.runtime.sklearn_model import LogisticModel
 from tests.conftest import REPO
+from tests.tiny_model import TinyModel
 
-MODEL = REPO / "models" / "fraud_model.joblib"
-MANIFEST = REPO / "models" / "manifest.json"
-FEATURES = REPO / "data" / "selected_features.json"
 MAX_BATCH = 5
 
 VALID: dict[str, Any] = {
@@ -57,7 +55,7 @@ VALID: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def app() -> Flask:
-    """The app built from the committed model with a small MAX_BATCH."""
+    """The app serving the tiny model (tests/service/conftest.py) with a small MAX_BATCH."""
     return create_app({"MAX_BATCH": MAX_BATCH, "MAX_CONTENT_LENGTH": 64 * 1024})
 
 
@@ -98,7 +96,7 @@ def test_predict_matches_artifact(client: FlaskClient, scorer: Scorer) -> None:
     assert abs(body["fraud_probability"] - expected) < 1e-6  # XGBoost rounds to float32
     assert body["is_fraud"] == (expected >= scorer.artifact.threshold)
     assert body["risk_level"] == scorer.bands.level(expected)
-    assert body["model_version"] == json.loads(MANIFEST.read_text())["sha256"][:12]
+    assert body["model_version"] == scorer.manifest["sha256"][:12]
     assert body["transaction_id"] == "t-1"
     assert len(body["prediction_id"]) == 32
     int(body["prediction_id"], 16)
@@ -374,8 +372,8 @@ def test_health_and_ready(client: FlaskClient, scorer: Scorer) -> None:
     assert response.get_json()["ready"] is True
 
 
-def test_model_info(client: FlaskClient) -> None:
-    manifest = json.loads(MANIFEST.read_text())
+def test_model_info(client: FlaskClient, tiny_model: TinyModel) -> None:
+    manifest = json.loads(tiny_model.manifest.read_text())
     body = client.get("/model/info").get_json()
     assert body["version"] == manifest["sha256"][:12]
     for key in ("kind", "env", "threshold", "features", "test_metrics", "params_hash"):
@@ -574,16 +572,16 @@ def test_scorer_non_xgboost_gives_no_reasons(scorer: Scorer) -> None:
 # --- startup refusals ----------------------------------------------------------------------
 
 
-def copy_model(tmp_path: Path) -> tuple[Path, Path]:
-    model = tmp_path / MODEL.name
-    manifest = tmp_path / MANIFEST.name
-    shutil.copy(MODEL, model)
-    shutil.copy(MANIFEST, manifest)
+def copy_model(tiny_model: TinyModel, tmp_path: Path) -> tuple[Path, Path]:
+    model = tmp_path / tiny_model.model.name
+    manifest = tmp_path / tiny_model.manifest.name
+    shutil.copy(tiny_model.model, model)
+    shutil.copy(tiny_model.manifest, manifest)
     return model, manifest
 
 
-def test_tampered_artifact_refused(tmp_path: Path) -> None:
-    model, _ = copy_model(tmp_path)
+def test_tampered_artifact_refused(tiny_model: TinyModel, tmp_path: Path) -> None:
+    model, _ = copy_model(tiny_model, tmp_path)
     data = bytearray(model.read_bytes())
     data[len(data) // 2] ^= 0xFF
     model.write_bytes(bytes(data))
@@ -591,22 +589,24 @@ def test_tampered_artifact_refused(tmp_path: Path) -> None:
         create_app({"MODEL_PATH": str(model)})
 
 
-def test_missing_artifact_refused(tmp_path: Path) -> None:
-    model, _ = copy_model(tmp_path)
+def test_missing_artifact_refused(tiny_model: TinyModel, tmp_path: Path) -> None:
+    model, _ = copy_model(tiny_model, tmp_path)
     model.unlink()
     with pytest.raises(ArtifactError, match="not found"):
         create_app({"MODEL_PATH": str(model)})
 
 
-def test_copied_artifact_loads_with_manifest_next_to_it(tmp_path: Path) -> None:
-    model, manifest = copy_model(tmp_path)
+def test_copied_artifact_loads_with_manifest_next_to_it(
+    tiny_model: TinyModel, tmp_path: Path
+) -> None:
+    model, manifest = copy_model(tiny_model, tmp_path)
     app = create_app({"MODEL_PATH": str(model)})
     assert app.config["MANIFEST_PATH"] == manifest
 
 
-def test_features_mismatch_refused(tmp_path: Path) -> None:
+def test_features_mismatch_refused(tiny_model: TinyModel, tmp_path: Path) -> None:
     features = tmp_path / "selected_features.json"
-    listed = json.loads(FEATURES.read_text())
+    listed = json.loads(tiny_model.features.read_text())
     listed["features"] = listed["features"][:-1]
     features.write_text(json.dumps(listed))
     with pytest.raises(ArtifactError, match=str(features)):

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.tiny_model import TinyModel
 
 GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "app/gunicorn.conf.py", "app:create_app()"]
 
@@ -149,11 +150,11 @@ def test_sigterm_lets_in_flight_requests_finish(server: Server) -> None:
     assert set(statuses) <= {200, -1}
 
 
-def test_tampered_artifact_refuses_to_start(tmp_path: Path) -> None:
+def test_tampered_artifact_refuses_to_start(tiny_model: TinyModel, tmp_path: Path) -> None:
     models = tmp_path / "models"
     models.mkdir()
-    for name in ("fraud_model.joblib", "manifest.json"):
-        shutil.copy(REPO / "models" / name, models / name)
+    for path in (tiny_model.model, tiny_model.manifest):
+        shutil.copy(path, models / path.name)
     with open(models / "fraud_model.joblib", "r+b") as fh:
         fh.seek(200)
         byte = fh.read(1)

@@ -92,3 +92,12 @@ def test_the_model_kind_is_decided_in_one_place() -> None:
             if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "isinstance":
                 text = ast.unparse(node)
                 assert not any(name in text for name in runtime_names), (path, text)
+
+
+def test_only_delivery_tests_read_the_committed_model() -> None:
+    """Unit, pipeline and service tests use the tiny model (tests/tiny_model.py); only the
+    delivery tier checks the committed models/ that is shipped."""
+    for path in (REPO / "tests").rglob("*.py"):
+        if "delivery" in path.relative_to(REPO).parts or path.name == "test_architecture.py":
+            continue
+        assert 'REPO / "models' not in path.read_text(), path

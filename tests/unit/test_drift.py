@@ -20,6 +20,7 @@ from fraud.monitoring.profile import build_profile, check_profile
 from fraud.monitoring.scenarios import apply_scenario, production_config
 from fraud.monitoring.stats import adjust_pvalues, psi
 from tests.conftest import REPO, run
+from tests.tiny_model import TinyModel
 
 RULE = AlertRule()
 DATA = DataConfig(n_transactions=40_000, n_users=2_000, days=60)
@@ -278,9 +279,11 @@ def test_command_errors_exit_2(args: list[str], message: str, files: dict[str, P
 
 
 def test_command_refuses_a_profile_of_another_model(
-    tmp_path: Path, files: dict[str, Path]
+    tmp_path: Path, files: dict[str, Path], tiny_model: TinyModel
 ) -> None:
     code, out = drift_cmd(
+        "--params",
+        tiny_model.params,
         "--scenario",
         "none",
         "--rows",
@@ -297,12 +300,15 @@ def test_command_refuses_a_profile_of_another_model(
 
 
 @pytest.mark.parametrize(("scenario", "expected"), [("none", 0), ("severe", 1)])
-def test_command_on_synthetic_scenarios_with_the_committed_model(
-    scenario: str, expected: int, tmp_path: Path
+def test_command_on_synthetic_scenarios_with_a_trained_model(
+    scenario: str, expected: int, tmp_path: Path, tiny_model: TinyModel
 ) -> None:
-    """The committed model and profile (read only) against a generated production batch."""
+    """A model and profile the stages made (its params.yaml names them) against a generated
+    batch of the same world, after its training data."""
     out_json = tmp_path / "r.json"
     code, out = drift_cmd(
+        "--params",
+        tiny_model.params,
         "--scenario",
         scenario,
         "--rows",
@@ -317,5 +323,5 @@ def test_command_on_synthetic_scenarios_with_the_committed_model(
     assert report["rows"]["current"] == 20_000
     assert report["score"]["available"] is True
     assert f"scenario {scenario}" in report["source"]
-    manifest = json.loads((REPO / "models/manifest.json").read_text())
+    manifest = json.loads(tiny_model.manifest.read_text())
     assert report["model"]["sha256"] == manifest["sha256"]

@@ -12,14 +12,12 @@ from fraud.features.history import compute_history
 from fraud.features.transform import transform, transform_record
 from fraud.runtime.artifact import load_artifact
 from fraud.runtime.scoring import RiskBands, Scorer
-from tests.conftest import REPO
+from tests.tiny_model import TinyModel
 
 
 @pytest.fixture(scope="module")
-def scorer() -> Scorer:
-    artifact, manifest = load_artifact(
-        REPO / "models/fraud_model.joblib", REPO / "models/manifest.json"
-    )
+def scorer(tiny_model: TinyModel) -> Scorer:
+    artifact, manifest = load_artifact(tiny_model.model, tiny_model.manifest)
     return Scorer(artifact, manifest, RiskBands(0.3, 0.7), 3)
 
 

@@ -16,7 +16,7 @@ import xgboost as xgb
 from fraud.model.compile import compile_booster
 from fraud.runtime import native
 from fraud.runtime.trees import BATCH_CHUNK, CompiledTrees
-from tests.conftest import REPO
+from tests.tiny_model import TinyModel
 
 N_FEATURES = 8
 
@@ -340,14 +340,15 @@ def test_unsupported_objective_is_refused() -> None:
         compile_booster(b)
 
 
-def test_production_model_parity() -> None:
+def test_a_trained_models_trees_equal_xgboost(tiny_model: TinyModel) -> None:
+    """The runtime of a model the stages trained, against its own restored Booster."""
     from fraud.data.synthetic.config import DataConfig
     from fraud.data.synthetic.generate import generate_transactions
     from fraud.features.history import compute_history
     from fraud.features.transform import transform
     from fraud.runtime.artifact import load_artifact
 
-    artifact, _ = load_artifact(REPO / "models/fraud_model.joblib", REPO / "models/manifest.json")
+    artifact, _ = load_artifact(tiny_model.model, tiny_model.manifest)
     booster = artifact.model.booster()
     compiled = artifact.model.trees
     np.testing.assert_array_equal(compile_booster(booster).threshold, compiled.threshold)
