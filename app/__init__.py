@@ -41,7 +41,7 @@ class ServiceState:
     """What the blueprint needs at request time, stored in ``app.extensions["fraud"]``."""
 
     scorer: Any
-    validate: Any  # app.schemas.TransactionValidator; its .fields drive the API document
+    validate: Any  # app.validation.TransactionValidator; its .fields drive the API document
     metrics: Any
     manifest: dict[str, Any]
     started: float
@@ -76,8 +76,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from app.metrics import Metrics
     from app.monitoring import init_monitoring
     from app.predict import ScoringEndpoints
-    from app.schemas import TransactionValidator, transaction_fields
+    from app.schemas import transaction_fields
     from app.settings import resolve, with_manifest
+    from app.validation import TransactionValidator
     from fraud.runtime.artifact import ArtifactError, load_artifact
     from fraud.runtime.scoring import RiskBands, Scorer
 

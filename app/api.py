@@ -11,7 +11,8 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from app.schemas import openapi_document, sample_transaction
+from app.openapi import openapi_document
+from app.schemas import sample_transaction
 
 bp = Blueprint("fraud", __name__)
 

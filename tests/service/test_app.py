@@ -17,7 +17,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from app.schemas import TransactionValidator, required_fields
+from app.schemas import required_fields
+from app.validation import TransactionValidator
 from fraud.features.transform import transform_record
 from fraud.runtime.artifact import ArtifactError
 from fraud.runtime.scoring import RiskBands, Scorer

@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app import create_app
-from app.schemas import FLAG, INTEGER, NUMBER, STRING, TIMESTAMP, TransactionValidator
+from app.schemas import FLAG, INTEGER, NUMBER, STRING, TIMESTAMP
+from app.validation import TransactionValidator
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,165 @@
+"""The OpenAPI 3.0 document of the service, built from the request field specs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from app.schemas import FieldSpec, required_fields, sample_transaction
+from fraud.data import schema
+
+
+def _error_schemas() -> dict[str, Any]:
+    field_error = {
+        "type": "object",
+        "required": ["field", "message"],
+        "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+    }
+    return {
+        "FieldError": field_error,
+        "Error": {
+            "type": "object",
+            "required": ["error", "message"],
+            "properties": {
+                "error": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {"type": "array", "items": {"$ref": "#/components/schemas/FieldError"}},
+            },
+        },
+    }
+
+
+def _prediction_schema() -> dict[str, Any]:
+    reason = {
+        "type": "object",
+        "properties": {
+            "feature": {"type": "string"},
+            "value": {"type": "number", "nullable": True},
+            "contribution": {"type": "number"},
+        },
+    }
+    return {
+        "type": "object",
+        "required": [
+            "fraud_probability",
+            "is_fraud",
+            "risk_level",
+            "prediction_id",
+            "timestamp",
+            "model_version",
+            "reasons",
+            "warnings",
+        ],
+        "properties": {
+            "fraud_probability": {"type": "number", "minimum": 0, "maximum": 1},
+            "is_fraud": {"type": "boolean"},
+            "risk_level": {"type": "string", "enum": ["low", "medium", "high"]},
+            "prediction_id": {"type": "string"},
+            "timestamp": {"type": "string", "format": "date-time"},
+            "model_version": {"type": "string"},
+            "processing_time_ms": {"type": "number"},
+            "transaction_id": {"type": "string"},
+            "reasons": {"type": "array", "items": reason},
+            "warnings": {"type": "array", "items": {"type": "string"}},
+        },
+    }
+
+
+def openapi_document(
+    fields: Mapping[str, FieldSpec], version: str, max_batch: int
+) -> dict[str, Any]:
+    """OpenAPI 3.0 document of the service, built from ``fields``."""
+    transaction = {
+        "type": "object",
+        "required": required_fields(fields),
+        "anyOf": [
+            {"required": [schema.HOUR, schema.DAY]},
+            {"required": [schema.TIMESTAMP]},
+        ],
+        "properties": {name: spec.openapi() for name, spec in fields.items()},
+        "additionalProperties": True,
+        "example": sample_transaction(fields),
+    }
+    batch = {
+        "type": "object",
+        "required": ["transactions"],
+        "properties": {
+            "transactions": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": max_batch,
+                "items": {"$ref": "#/components/schemas/Transaction"},
+            }
+        },
+    }
+
+    def error(description: str) -> dict[str, Any]:
+        return {
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+
+    def body(ref: str) -> dict[str, Any]:
+        return {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
+        }
+
+    client_errors = {
+        "400": error("Malformed JSON"),
+        "413": error("Body or batch too large"),
+        "415": error("Content type is not application/json"),
+        "422": error("Validation failed; details name each bad field"),
+    }
+    ok = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Fraud scoring service", "version": version},
+        "paths": {
+            "/predict": {
+                "post": {
+                    "summary": "Score one transaction",
+                    "requestBody": body("Transaction"),
+                    "responses": {
+                        "200": {
+                            "description": "Prediction",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Prediction"}
+                                }
+                            },
+                        },
+                        **client_errors,
+                    },
+                }
+            },
+            "/predict/batch": {
+                "post": {
+                    "summary": "Score up to max_batch transactions, results in input order",
+                    "requestBody": body("Batch"),
+                    "responses": {"200": ok, **client_errors},
+                }
+            },
+            "/health": {"get": {"summary": "Liveness", "responses": {"200": ok}}},
+            "/ready": {
+                "get": {
+                    "summary": "Readiness: model loaded and verified",
+                    "responses": {"200": ok},
+                }
+            },
+            "/model/info": {"get": {"summary": "Model manifest facts", "responses": {"200": ok}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": ok}}},
+            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": ok}}},
+            "/sample-transaction": {
+                "get": {"summary": "A valid example request", "responses": {"200": ok}}
+            },
+        },
+        "components": {
+            "schemas": {
+                "Transaction": transaction,
+                "Batch": batch,
+                "Prediction": _prediction_schema(),
+                **_error_schemas(),
+            }
+        },
+    }
