@@ -21,9 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import REPO, copy_repo, tool_env
+from tests.conftest import REPO, copy_repo, dvc_yaml, tool_env
 
-STAGES = ("generate", "process", "featurize", "train", "evaluate")
 METRICS = ("roc_auc", "pr_auc", "recall_at_1pct_fpr", "precision", "recall", "f1")
 VARIANTS = {
     "xgboost": [],
@@ -65,7 +64,7 @@ def bench_stages(repo: Path, env: str) -> dict:
     compose(repo, [f"env={env}"])
     rows = yaml.safe_load((repo / "params.yaml").read_text())["data"]["n_transactions"]
     stages = {}
-    for stage in STAGES:
+    for stage in dvc_yaml(repo)["stages"]:
         seconds, peak, rc = measured(["dvc", "repro", "--single-item", stage], repo)
         stages[stage] = {"seconds": round(seconds, 2), "peak_rss_mib": round(peak, 1)}
         print(f"{stage:10s} {seconds:7.2f} s  peak {peak:7.1f} MiB", flush=True)
@@ -74,7 +73,7 @@ def bench_stages(repo: Path, env: str) -> dict:
     noop = [measured(["dvc", "repro"], repo)[0] for _ in range(3)]
     # The featurize command alone, without DVC's start-up, hashing and caching around it (it
     # rewrites identical bytes, so the pipeline stays up to date).
-    cmd = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]["featurize"]["cmd"]
+    cmd = dvc_yaml(repo)["stages"]["featurize"]["cmd"]
     featurize_cmd = measured(["sh", "-c", cmd], repo)[0]
     total = sum(s["seconds"] for s in stages.values())
     return {
@@ -100,8 +99,9 @@ def bench_models(repo: Path, env: str) -> dict:
     for name, overrides in VARIANTS.items():
         compose(repo, [f"env={env}", *overrides])
         seconds, peak, _rc = measured(["dvc", "repro"], repo)
-        metrics = json.loads((repo / "reports/metrics.json").read_text())
-        gate = json.loads((repo / "reports/gate.json").read_text())
+        paths = yaml.safe_load((repo / "params.yaml").read_text())["paths"]
+        metrics = json.loads((repo / paths["metrics"]).read_text())
+        gate = json.loads((repo / paths["gate_report"]).read_text())
         results[name] = {
             **{k: metrics[k] for k in METRICS},
             "gate_passed": gate["passed"],
