@@ -1,6 +1,8 @@
 """Stage evaluate: the candidate's out-of-time test metrics and the DVC plot data.
 
-It measures and writes; the gate and promotion are the promote stage's (stages/promote.py).
+Ranking metrics on the test features, and Card Precision@k per test day (cards and days from
+the test split's raw rows, in the same order). It measures and writes; the gate and promotion
+are the promote stage's (stages/promote.py).
 """
 
 from __future__ import annotations
@@ -10,7 +12,13 @@ import pandas as pd
 from fraud.config import load_params, parse_checked
 from fraud.data import schema
 from fraud.files import atomic_write_bytes
-from fraud.model.metrics import LABELS, evaluate, plot_data
+from fraud.model.metrics import (
+    LABELS,
+    EvaluateConfig,
+    card_precision_at_k,
+    evaluate,
+    plot_data,
+)
 from fraud.model.train import TrainConfig, feature_importance
 from fraud.runtime.artifact import load_artifact
 from stages.common import parser, read_parquet, run, write_json
@@ -24,17 +32,27 @@ def main(argv: list[str] | None = None) -> int:
             "model": "candidate artifact",
             "manifest": "candidate manifest",
             "test": "test features parquet",
+            "test_raw": "test split of raw transactions (cards and days for Card Precision@k)",
             "metrics": "test metrics JSON (DVC metrics)",
             "plots": "directory for DVC plot data",
         },
     ).parse_args(argv)
-    train_cfg = parse_checked(load_params(["train"], args.params)["train"], TrainConfig, "train")
+    params = load_params(["train", "evaluate"], args.params)
+    train_cfg = parse_checked(params["train"], TrainConfig, "train")
+    eval_cfg = parse_checked(params["evaluate"], EvaluateConfig, "evaluate")
     artifact, _ = load_artifact(args.model, args.manifest)
-    test = read_parquet(args.test)
+    test, raw = read_parquet(args.test), read_parquet(args.test_raw)
     y = test[schema.LABEL].to_numpy(dtype="int64")
+    if len(raw) != len(y) or not (raw[schema.LABEL].to_numpy() == y).all():
+        raise ValueError(f"{args.test_raw} does not hold the rows of {args.test}")
     scores = artifact.model.predict_proba(test[artifact.feature_names].to_numpy(dtype="float64"))
     metrics = evaluate(y, scores, artifact.threshold, train_cfg.threshold)
+    k = eval_cfg.card_precision_k
+    days = raw[schema.TIMESTAMP].dt.strftime("%Y-%m-%d").to_numpy()
+    cards = raw["user_id"].to_numpy()
+    metrics[f"card_precision_at_{k}"], per_day = card_precision_at_k(cards, days, y, scores, k)
     write_json(metrics, args.metrics)
+    write_json(per_day, args.plots / "card_precision.json")
 
     importance = feature_importance(artifact.model, artifact.feature_names)
     plots = plot_data(y, scores, artifact.threshold, importance)
@@ -47,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_bytes(args.plots / "confusion.csv", confusion.to_csv(index=False).encode())
     print(
         f"evaluate: test pr_auc {metrics['pr_auc']:.4f} roc_auc {metrics['roc_auc']:.4f} "
-        f"recall@1%fpr {metrics['recall_at_1pct_fpr']:.4f} on {len(y):,} rows"
+        f"recall@1%fpr {metrics['recall_at_1pct_fpr']:.4f} card_precision@{k} "
+        f"{metrics[f'card_precision_at_{k}']:.4f} on {len(y):,} rows, {len(per_day)} days"
     )
     return 0
 

@@ -15,6 +15,7 @@ from fraud.data.synthetic.config import DataConfig
 from fraud.data.validate import SplitConfig
 from fraud.features.spec import FeatureConfig
 from fraud.model.gate import GateConfig
+from fraud.model.metrics import EvaluateConfig
 from fraud.model.train import TrainConfig, parse_model_config
 from fraud.monitoring.config import DriftConfig, ProfileConfig
 from fraud.runtime.scoring import ServingConfig
@@ -25,6 +26,7 @@ SCHEMAS: dict[str, type] = {
     "split": SplitConfig,
     "features": FeatureConfig,
     "train": TrainConfig,
+    "evaluate": EvaluateConfig,
     "gate": GateConfig,
     "deploy": DeployConfig,
     "drift_profile": ProfileConfig,

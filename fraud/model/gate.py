@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fraud.model.metrics import _SLACK, GATEABLE_METRICS
+from fraud.model.metrics import _SLACK, GATEABLE_METRICS, is_gateable
 
 
 @dataclass
@@ -36,11 +36,11 @@ class GateConfig:
             ("min_metrics", self.min_metrics),
             ("max_regression", self.max_regression),
         ):
-            unknown = sorted(set(names) - set(GATEABLE_METRICS))
+            unknown = sorted(name for name in names if not is_gateable(name))
             if unknown:
                 raise ValueError(
                     f"gate.{section} names {', '.join(unknown)}; gateable metrics are "
-                    f"{', '.join(GATEABLE_METRICS)}"
+                    f"{', '.join(GATEABLE_METRICS)} and card_precision_at_<k>"
                 )
         for name, bound in self.min_metrics.items():
             if not math.isfinite(bound):

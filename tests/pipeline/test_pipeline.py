@@ -123,6 +123,7 @@ def test_plots_render(trained_repo: Path) -> None:
         "Precision-Recall",
         "Calibration",
         "Feature importance",
+        "Card Precision@k per test day",
         "Confusion matrix",
     }
     for rendered in plots.values():

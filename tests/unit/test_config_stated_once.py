@@ -15,6 +15,7 @@ from fraud.data.synthetic.config import DataConfig
 from fraud.data.validate import SplitConfig
 from fraud.features.spec import FeatureConfig
 from fraud.model.gate import GateConfig
+from fraud.model.metrics import EvaluateConfig
 from fraud.model.train import (
     LogisticRegressionConfig,
     RandomForestConfig,
@@ -36,6 +37,7 @@ GROUP_FILES = [
     ("model/logistic_regression.yaml", None, LogisticRegressionConfig),
     ("train/default.yaml", None, TrainConfig),
     ("gate/default.yaml", None, GateConfig),
+    ("evaluate/default.yaml", None, EvaluateConfig),
     ("drift/default.yaml", "drift_profile", ProfileConfig),
     ("drift/default.yaml", "drift", DriftConfig),
     ("serving/default.yaml", None, ServingConfig),

@@ -12,7 +12,13 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from fraud.config import ConfigError, parse_section
 from fraud.model.gate import GateConfig, GateResult, gate
-from fraud.model.metrics import ThresholdConfig, choose_threshold, evaluate, plot_data
+from fraud.model.metrics import (
+    ThresholdConfig,
+    card_precision_at_k,
+    choose_threshold,
+    evaluate,
+    plot_data,
+)
 
 # Six transactions, by descending score: fraud, fraud, legit, fraud, legit, legit.
 Y6 = np.array([1, 1, 0, 1, 0, 0])
@@ -506,3 +512,48 @@ def test_gate_on_evaluate_output() -> None:
     assert not result.passed
     # recall_at_1pct_fpr is exactly at its minimum 0.5 and passes
     assert result.failures() == ["roc_auc = 0.7500 < minimum 0.9000"]
+
+
+# --- Card Precision@k ------------------------------------------------------------------------
+
+
+def test_card_precision_counts_cards_per_day_by_their_highest_score() -> None:
+    # Day 1: card a (max 0.9, one fraud), b (0.8, legit), c (0.2, fraud). Top 2: a, b -> 1/2.
+    # Day 2: card b (0.95, fraud), a (0.1). Top 2: b, a -> 1/2 (a's fraud on day 1 is not day 2).
+    cards = np.array(["a", "a", "b", "c", "b", "a"])
+    days = np.array(["d1", "d1", "d1", "d1", "d2", "d2"])
+    y = np.array([0, 1, 0, 1, 1, 0])
+    s = np.array([0.9, 0.3, 0.8, 0.2, 0.95, 0.1])
+    mean, per_day = card_precision_at_k(cards, days, y, s, k=2)
+    assert per_day == [
+        {"day": "d1", "card_precision": 0.5, "cards": 3},
+        {"day": "d2", "card_precision": 0.5, "cards": 2},
+    ]
+    assert mean == 0.5
+    # k = 1: day 1 picks a (fraud on day 1) -> 1, day 2 picks b (fraud) -> 1
+    assert card_precision_at_k(cards, days, y, s, k=1)[0] == 1.0
+    # k beyond the cards of a day divides by k, as the Fraud Detection Handbook does
+    assert card_precision_at_k(cards, days, y, s, k=4)[1][1]["card_precision"] == 0.25
+
+
+def test_card_precision_breaks_score_ties_by_card_and_refuses_bad_input() -> None:
+    cards, days = np.array(["b", "a"]), np.array(["d", "d"])
+    assert card_precision_at_k(cards, days, np.array([1, 0]), np.array([0.5, 0.5]), 1)[0] == 0.0
+    assert card_precision_at_k(cards, days, np.array([0, 1]), np.array([0.5, 0.5]), 1)[0] == 1.0
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        card_precision_at_k(cards, days, np.array([0, 1]), np.array([0.5, 0.5]), 0)
+    with pytest.raises(ValueError, match="cards"):
+        card_precision_at_k(cards[:1], days, np.array([0, 1]), np.array([0.5, 0.5]), 1)
+
+
+def test_the_gate_can_bound_card_precision() -> None:
+    cfg = parse_section(
+        {"min_metrics": {"card_precision_at_100": 0.2}, "max_regression": {}},
+        GateConfig,
+        "gate",
+    )
+    cfg.check()
+    assert gate({"card_precision_at_100": 0.1}, cfg, None).passed is False
+    assert gate({"card_precision_at_100": 0.3}, cfg, None).passed is True
+    with pytest.raises(ValueError, match="card_precision_at_<k>"):
+        GateConfig(min_metrics={"card_precision_at_x": 0.1}).check()
