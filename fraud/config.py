@@ -116,6 +116,13 @@ class SplitPaths:
 
 
 @dataclass
+class ProcessedPaths(SplitPaths):
+    """The splits of the clean table, and its history-only rows (the label-delay gap)."""
+
+    history: str
+
+
+@dataclass
 class FeaturePaths(SplitPaths):
     """The featurized splits and the fitted feature state."""
 
@@ -140,7 +147,7 @@ class PathsConfig:
 
     external: str
     raw: str
-    processed: SplitPaths
+    processed: ProcessedPaths
     features: FeaturePaths
     selected_features: str
     candidate: ModelPaths

@@ -1,8 +1,9 @@
 """Stage featurize: point-in-time history over all splits, state fitted on train only.
 
-History is computed on the union of the splits (valid and test rows see the train-period
-history of their users, exactly as serving does); vocabularies and category fraud rates are
-fitted on train rows alone and saved as the feature state that travels inside the model.
+History is computed on the union of the splits and the history-only rows (valid and test rows
+see the earlier history of their users, exactly as serving does); vocabularies and category
+fraud rates are fitted on train rows alone and saved as the feature state that travels inside
+the model. History-only rows (the label-delay gap of ``split=dates``) get no feature rows.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import pandas as pd
 
 from fraud.config import load_params, parse_checked
 from fraud.data import schema
+from fraud.data.split import PARTS
 from fraud.features.history import compute_history
 from fraud.features.spec import FeatureConfig
 from fraud.features.state import FeatureState, fit_state
@@ -31,29 +33,33 @@ SPLITS = ("train", "valid", "test")
 def featurize(
     splits: dict[str, pd.DataFrame], cfg: FeatureConfig
 ) -> tuple[FeatureState, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """Return the fitted state and, per split, its feature matrix and label vector."""
-    full = pd.concat([splits[name] for name in SPLITS], ignore_index=True)
+    """Return the fitted state and, per split, its feature matrix and label vector.
+
+    ``splits`` holds ``PARTS`` (fraud.data.split); its ``history`` rows only feed the others'
+    history features.
+    """
+    full = pd.concat([splits[name] for name in PARTS], ignore_index=True)
     history = compute_history(full, cfg.windows)
     full = pd.concat([full, history], axis=1)
-    bounds = np.cumsum([0, *(len(splits[name]) for name in SPLITS)])
-    parts = {name: full.iloc[bounds[i] : bounds[i + 1]] for i, name in enumerate(SPLITS)}
+    bounds = np.cumsum([0, *(len(splits[name]) for name in PARTS)])
+    parts = {name: full.iloc[bounds[i] : bounds[i + 1]] for i, name in enumerate(PARTS)}
     state = fit_state(parts["train"], cfg)
     return state, {
-        name: (transform(part, state), part[schema.LABEL].to_numpy(dtype="int64"))
-        for name, part in parts.items()
+        name: (transform(parts[name], state), parts[name][schema.LABEL].to_numpy(dtype="int64"))
+        for name in SPLITS
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     """Write per-split feature tables, the feature state and the selected feature list."""
-    paths = {f"{name}_in": f"{name} split parquet" for name in SPLITS}
+    paths = {f"{name}_in": f"{name} split parquet" for name in PARTS}
     paths |= {f"{name}_out": f"{name} features parquet" for name in SPLITS}
     paths |= {"state": "fitted feature state (joblib)", "selected": "selected features JSON"}
     args = parser(__doc__.splitlines()[0], paths).parse_args(argv)
     cfg = parse_checked(
         load_params(["features"], args.params)["features"], FeatureConfig, "features"
     )
-    splits = {name: read_parquet(getattr(args, f"{name}_in")) for name in SPLITS}
+    splits = {name: read_parquet(getattr(args, f"{name}_in")) for name in PARTS}
     state, matrices = featurize(splits, cfg)
     for name, (x, y) in matrices.items():
         write_matrix(x, state.feature_names, {schema.LABEL: y}, getattr(args, f"{name}_out"))

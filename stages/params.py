@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from fraud.config import BaseConfig, ConfigError, DeployConfig, PathsConfig, parse_checked
+from fraud.data.split import parse_split_config
 from fraud.data.synthetic.config import DataConfig
-from fraud.data.validate import SplitConfig
 from fraud.features.spec import FeatureConfig
 from fraud.model.gate import GateConfig
 from fraud.model.metrics import EvaluateConfig
@@ -23,7 +23,6 @@ from fraud.runtime.scoring import ServingConfig
 SCHEMAS: dict[str, type] = {
     "base": BaseConfig,
     "data": DataConfig,
-    "split": SplitConfig,
     "features": FeatureConfig,
     "train": TrainConfig,
     "evaluate": EvaluateConfig,
@@ -39,11 +38,12 @@ SCHEMAS: dict[str, type] = {
 def validate_params(params: Mapping[str, Any]) -> None:
     """Validate every section; unknown or missing top-level sections fail by name.
 
-    ``model`` has no single schema: its ``name`` picks one (``parse_model_config``).
+    ``model`` and ``split`` have no single schema: their ``name`` picks one.
     """
-    unknown = sorted(set(params) - {*SCHEMAS, "model"})
+    unknown = sorted(set(params) - {*SCHEMAS, "model", "split"})
     if unknown:
         raise ConfigError(f"unknown config section(s): {', '.join(unknown)}")
     for name, schema in SCHEMAS.items():
         parse_checked(params.get(name), schema, name)
     parse_model_config(params.get("model"))
+    parse_split_config(params.get("split"))

@@ -1,15 +1,20 @@
-"""Stage process: validate the schema, clean, and split by time into train < valid < test."""
+"""Stage process: validate the schema, clean, and split by time (train < valid < test).
+
+``split=time`` cuts by row shares; ``split=dates`` by calendar dates with the label delay,
+writing the delay gap's rows as a history-only part (empty for the share split).
+"""
 
 from __future__ import annotations
 
-from fraud.config import load_params, parse_checked
+from fraud.config import load_params
 from fraud.data import schema
-from fraud.data.validate import SplitConfig, time_split, validate_transactions
+from fraud.data.split import PARTS, parse_split_config
+from fraud.data.validate import validate_transactions
 from stages.common import parser, read_parquet, run, write_parquet
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write the three time-ordered splits."""
+    """Write the time-ordered parts."""
     args = parser(
         __doc__.splitlines()[0],
         {
@@ -17,15 +22,20 @@ def main(argv: list[str] | None = None) -> int:
             "train": "train split parquet",
             "valid": "valid split parquet",
             "test": "test split parquet",
+            "history": "history-only rows parquet (the label-delay gap of split=dates)",
         },
     ).parse_args(argv)
-    cfg = parse_checked(load_params(["split"], args.params)["split"], SplitConfig, "split")
+    cfg = parse_split_config(load_params(["split"], args.params)["split"])
     clean = validate_transactions(read_parquet(args.input), source=str(args.input))
-    for name, part in zip(("train", "valid", "test"), time_split(clean, cfg), strict=True):
+    parts = cfg.split(clean)
+    for name in PARTS:
+        part = parts[name]
         write_parquet(part, getattr(args, name))
+        if part.empty:
+            continue
         first, last = part[schema.TIMESTAMP].iloc[[0, -1]]
         print(
-            f"process: {name:5s} {len(part):>9,} rows, fraud {part[schema.LABEL].mean():.2%}, "
+            f"process: {name:7s} {len(part):>9,} rows, fraud {part[schema.LABEL].mean():.2%}, "
             f"{first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M}"
         )
     return 0

@@ -59,9 +59,10 @@ def _rebase(paths: Any, root: Path) -> Any:
     return str(root / paths)
 
 
-def build(root: Path) -> TinyModel:
-    """Run generate -> ... -> promote into ``root``; fail with the stage's name if one fails."""
-    _, params = compose_params(OVERRIDES)
+def build(root: Path, overrides: tuple[str, ...] = ()) -> TinyModel:
+    """Run generate -> ... -> promote into ``root`` (``OVERRIDES``, then ``overrides``); fail
+    with the stage's name if one fails."""
+    _, params = compose_params([*OVERRIDES, *overrides])
     params["paths"] = _rebase(params["paths"], root)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (root / "dvc.yaml").write_text((REPO / "dvc.yaml").read_text())

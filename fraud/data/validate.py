@@ -1,12 +1,10 @@
-"""Schema validation, cleaning and the out-of-time split of a transactions table.
+"""Schema validation and cleaning of a transactions table.
 
 Validation collects every problem before failing, and each message names the column and how
 many rows are bad, so a user fixing their own CSV sees the whole list at once.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -23,25 +21,6 @@ class SchemaError(ValueError):
     def __init__(self, errors: list[str]) -> None:
         self.errors = errors
         super().__init__("invalid transactions:\n  - " + "\n  - ".join(errors))
-
-
-@dataclass
-class SplitConfig:
-    """Shares of rows (by time) for the train, valid and test splits; they must sum to 1."""
-
-    train: float = 0.7
-    valid: float = 0.15
-    test: float = 0.15
-
-    def check(self) -> None:
-        """Raise ValueError naming the field for a share out of range or a sum other than 1."""
-        for name in ("train", "valid", "test"):
-            value = getattr(self, name)
-            if not 0 < value < 1:
-                raise ValueError(f"split.{name} must be in (0, 1), got {value}")
-        total = self.train + self.valid + self.test
-        if abs(total - 1.0) > 1e-9:
-            raise ValueError(f"split.train + split.valid + split.test must be 1, got {total}")
 
 
 def _plural(n: int) -> str:
@@ -141,33 +120,3 @@ def _parse_timestamps(values: pd.Series) -> pd.Series:
         return values.dt.tz_localize("UTC").astype("datetime64[ns, UTC]")
     parsed = pd.to_datetime(values.astype("string"), errors="coerce", utc=True, format="ISO8601")
     return parsed.astype("datetime64[ns, UTC]")
-
-
-def time_split(
-    df: pd.DataFrame, cfg: SplitConfig
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Split by time so every train row is strictly earlier than every valid and test row.
-
-    Cut points are the timestamps at the configured row shares; rows sharing a cut timestamp
-    go to the later split, so no timestamp straddles two splits.
-
-    Raises:
-        ValueError: if a split would be empty or hold a single class.
-    """
-    cfg.check()
-    ordered = _time_ordered(df)
-    ts = ordered[schema.TIMESTAMP].to_numpy(dtype="datetime64[ns]")
-    n = len(ordered)
-    cut1 = ts[min(int(n * cfg.train), n - 1)]
-    cut2 = ts[min(int(n * (cfg.train + cfg.valid)), n - 1)]
-    parts = (
-        ordered[ts < cut1],
-        ordered[(ts >= cut1) & (ts < cut2)],
-        ordered[ts >= cut2],
-    )
-    for name, part in zip(("train", "valid", "test"), parts, strict=True):
-        if part.empty:
-            raise ValueError(f"split '{name}' is empty: {n} rows are too few for the shares")
-        if part[schema.LABEL].nunique() < 2:
-            raise ValueError(f"split '{name}' has a single class; more rows or fraud are needed")
-    return tuple(p.reset_index(drop=True) for p in parts)  # type: ignore[return-value]

@@ -55,7 +55,25 @@ def test_overrides_reach_params() -> None:
     )
     assert params["model"]["n_estimators"] == 500
     assert params["model"]["name"] == "random_forest"
-    assert params["split"] == {"train": 0.8, "valid": 0.1, "test": 0.1}
+    assert params["split"] == {"name": "time", "train": 0.8, "valid": 0.1, "test": 0.1}
+
+
+def test_the_date_split_composes_and_refuses_missing_or_bad_dates() -> None:
+    dates = ["split=dates", "split.test_start=2018-08-08", "split.test_end=2018-08-15"]
+    _, params = compose.compose_params(dates)
+    assert params["split"] == {
+        "name": "dates",
+        "test_start": "2018-08-08",
+        "test_end": "2018-08-15",
+        "label_delay_days": 7,
+        "valid_days": 7,
+    }
+    with pytest.raises(ConfigError, match="test_end"):
+        compose.compose_params(dates[:2])
+    with pytest.raises(ConfigError, match=r"split\.test_end 2018-08-01 must be after"):
+        compose.compose_params([*dates[:2], "split.test_end=2018-08-01"])
+    with pytest.raises(ConfigError, match=r"split\.test_start must be an ISO date"):
+        compose.compose_params(["split=dates", "split.test_start=soon", dates[2]])
 
 
 @pytest.mark.parametrize(

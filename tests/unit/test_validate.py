@@ -1,12 +1,15 @@
-"""Schema validation errors, cleaning and the out-of-time split (fraud/data/validate.py)."""
+"""Schema validation errors and cleaning (fraud/data/validate.py), the out-of-time splits
+(fraud/data/split.py)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from fraud.data import schema
-from fraud.data.validate import SchemaError, SplitConfig, time_split, validate_transactions
+from fraud.data.split import DateSplitConfig, SplitConfig, date_split, time_split
+from fraud.data.validate import SchemaError, validate_transactions
 
 
 def raw_frame(n: int = 6) -> pd.DataFrame:
@@ -142,3 +145,53 @@ def test_split_with_a_single_class_fails() -> None:
     df["is_fraud"] = 0
     with pytest.raises(ValueError, match="split 'train' has a single class"):
         time_split(df, SplitConfig())
+
+
+# --- the date split -----------------------------------------------------------------------
+
+
+def daily_frame(days: int = 30) -> pd.DataFrame:
+    """One row every 6 hours from 2026-01-01, fraud every fifth row."""
+    n = days * 4
+    ts = pd.date_range("2026-01-01", periods=n, freq="6h", tz="UTC")
+    return pd.DataFrame(
+        {
+            "transaction_id": [f"t{i:04d}" for i in range(n)],
+            "user_id": "u",
+            schema.TIMESTAMP: ts,
+            schema.LABEL: (np.arange(n) % 5 == 0).astype("int64"),
+        }
+    )
+
+
+def test_date_split_leaves_the_label_delay_as_history_only() -> None:
+    cfg = DateSplitConfig("dates", "2026-01-25", "2026-01-29", label_delay_days=7, valid_days=5)
+    parts = date_split(daily_frame(), cfg)
+    ts = {name: part[schema.TIMESTAMP] for name, part in parts.items()}
+    day = pd.Timestamp
+    assert ts["train"].max() < day("2026-01-13", tz="UTC")  # cutoff 01-18 minus 5 valid days
+    assert ts["valid"].min() == day("2026-01-13", tz="UTC")
+    assert ts["valid"].max() < day("2026-01-18", tz="UTC")  # labels known by the test start
+    assert ts["history"].min() == day("2026-01-18", tz="UTC")
+    assert ts["history"].max() < day("2026-01-25", tz="UTC")
+    assert ts["test"].min() == day("2026-01-25", tz="UTC")
+    assert ts["test"].max() < day("2026-01-29", tz="UTC")  # test_end is exclusive
+    assert sum(map(len, parts.values())) == 28 * 4  # the two days after test_end are unused
+    assert len(parts["history"]) == 7 * 4
+
+
+def test_date_split_names_what_is_empty() -> None:
+    cfg = DateSplitConfig("dates", "2027-01-01", "2027-01-08", label_delay_days=7, valid_days=7)
+    with pytest.raises(
+        ValueError, match="split 'valid', 'test' empty: the data runs from 2026-01-01"
+    ):
+        date_split(daily_frame(), cfg)
+    with pytest.raises(ValueError, match=r"split\.valid_days must be >= 1"):
+        DateSplitConfig("dates", "2026-01-25", "2026-01-29", 7, 0).check()
+
+
+def test_the_share_split_has_an_empty_history_part() -> None:
+    parts = SplitConfig(0.6, 0.2, 0.2).split(split_frame())
+    assert list(parts) == ["train", "valid", "history", "test"]
+    assert parts["history"].empty
+    assert list(parts["history"].columns) == list(parts["test"].columns)
