@@ -1,8 +1,10 @@
-"""Stage generate: synthetic transactions from `data`, or ingest an external CSV.
+"""Stage generate: synthetic transactions from `data`, or ingest an external CSV or Parquet.
 
-With ``data.source=csv`` the file ``data.path`` (under the external-data directory, which is a
-dependency of this stage, so DVC notices when a file changes) is read, validated against the
-schema (errors name the file) and written typed.
+With ``data.source=csv`` or ``parquet`` the file ``data.path`` (under the external-data
+directory, which is a dependency of this stage, so DVC notices when a file changes) is read,
+its columns mapped (``data.columns``), the ones the pipeline does not use listed in one line
+and dropped, the rest validated against the schema (every error at once, naming the file) and
+written typed.
 """
 
 from __future__ import annotations
@@ -12,19 +14,21 @@ from pathlib import Path
 import pandas as pd
 
 from fraud.config import BaseConfig, ConfigError, load_params, parse_checked
+from fraud.data.external import read_external
 from fraud.data.synthetic.config import DataConfig
 from fraud.data.synthetic.generate import generate_transactions
 from fraud.data.validate import validate_transactions
 from stages.common import parser, run, write_parquet
 
 
-def ingest_csv(cfg: DataConfig, external_dir: Path) -> pd.DataFrame:
-    """Read and validate ``cfg.path``; it must lie inside ``external_dir``.
+def ingest(cfg: DataConfig, external_dir: Path) -> tuple[pd.DataFrame, list[str]]:
+    """Read, map and validate ``cfg.path``, which must lie inside ``external_dir``; also return
+    the names of the file's columns that were left out.
 
     Validating here, not only in process, lets schema errors name the user's own file.
     """
     if not cfg.path:
-        raise ConfigError("invalid config 'data.path': required when data.source=csv")
+        raise ConfigError(f"invalid config 'data.path': required when data.source={cfg.source}")
     path = Path(cfg.path)
     if not path.resolve().is_relative_to(external_dir.resolve()):
         raise ConfigError(
@@ -33,11 +37,8 @@ def ingest_csv(cfg: DataConfig, external_dir: Path) -> pd.DataFrame:
         )
     if not path.is_file():
         raise FileNotFoundError(f"data.path {path} does not exist")
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise ValueError(f"cannot read CSV {path}: {exc}") from None
-    return validate_transactions(raw, source=str(path))
+    raw, ignored = read_external(path, cfg.source, cfg.renames())
+    return validate_transactions(raw, source=str(path)), ignored
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,10 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     data = parse_checked(params["data"], DataConfig, "data")
     if data.source == "synthetic":
         df = generate_transactions(data, base.seed)
-    elif data.source == "csv":
-        df = ingest_csv(data, args.external)
     else:
-        raise ConfigError(f"invalid config 'data.source': {data.source!r} is not synthetic or csv")
+        df, ignored = ingest(data, args.external)
+        if ignored:
+            more = f" (+{len(ignored) - 20} more)" if len(ignored) > 20 else ""
+            listed = ", ".join(ignored[:20]) + more
+            print(f"generate: ignored {len(ignored)} unused column(s): {listed}")
     write_parquet(df, args.out)
     print(f"generate: {len(df):,} transactions ({data.source}) -> {args.out}")
     return 0

@@ -37,6 +37,10 @@ CORE_COLUMNS: tuple[str, ...] = (
     "location",
     LABEL,
 )
+#: Columns a table may carry beyond CORE_COLUMNS and keeps (the merchant/terminal id).
+OPTIONAL_COLUMNS: tuple[str, ...] = ("merchant_id",)
+#: Every column name a file may be mapped onto (``data.columns``).
+CANONICAL_COLUMNS: tuple[str, ...] = (*CORE_COLUMNS, *OPTIONAL_COLUMNS)
 #: Full column order of a generated / processed transactions table.
 COLUMNS: tuple[str, ...] = (*CORE_COLUMNS[:4], *CORE_COLUMNS[4:9], HOUR, DAY, LABEL)
 

@@ -43,56 +43,66 @@ def validate_transactions(raw: pd.DataFrame, source: str | None = None) -> pd.Da
     def fail(errors: list[str]) -> SchemaError:
         return SchemaError([f"{source}: {e}" for e in errors] if source else errors)
 
-    errors: list[str] = []
-    missing = [c for c in schema.CORE_COLUMNS if c not in raw.columns]
-    errors += [f"missing column '{c}'" for c in missing]
+    errors = [f"missing column '{c}'" for c in schema.CORE_COLUMNS if c not in raw.columns]
     if len(raw) == 0:
         errors.append("the table has no rows")
-    if errors:
         raise fail(errors)
 
+    # Every present column is checked even when others are missing: one message lists all.
     df = raw.copy()
     for col in _STRING_COLUMNS:
+        if col not in df:
+            continue
         values = df[col].astype("string").str.strip()
         empty = values.isna() | (values == "")
         if empty.any():
             errors.append(f"column '{col}': {_plural(int(empty.sum()))} empty or missing")
         df[col] = values.astype(str)
 
-    amount = pd.to_numeric(df[schema.AMOUNT], errors="coerce").astype("float64")
-    non_numeric = amount.isna() | ~np.isfinite(amount.to_numpy(dtype="float64", na_value=np.nan))
-    if non_numeric.any():
-        errors.append(f"column 'amount': {_plural(int(non_numeric.sum()))} not a finite number")
-    non_positive = ~non_numeric & (amount <= 0)
-    if non_positive.any():
-        errors.append(f"column 'amount': {_plural(int(non_positive.sum()))} not positive")
-    df[schema.AMOUNT] = amount
+    if schema.AMOUNT in df:
+        amount = pd.to_numeric(df[schema.AMOUNT], errors="coerce").astype("float64")
+        values = amount.to_numpy(dtype="float64", na_value=np.nan)
+        non_numeric = amount.isna() | ~np.isfinite(values)
+        if non_numeric.any():
+            errors.append(
+                f"column 'amount': {_plural(int(non_numeric.sum()))} not a finite number"
+            )
+        non_positive = ~non_numeric & (amount <= 0)
+        if non_positive.any():
+            errors.append(f"column 'amount': {_plural(int(non_positive.sum()))} not positive")
+        df[schema.AMOUNT] = amount
 
-    ts = _parse_timestamps(df[schema.TIMESTAMP])
-    if ts.isna().any():
-        errors.append(f"column 'timestamp': {_plural(int(ts.isna().sum()))} not a parseable time")
-    df[schema.TIMESTAMP] = ts
+    if schema.TIMESTAMP in df:
+        ts = _parse_timestamps(df[schema.TIMESTAMP])
+        if ts.isna().any():
+            errors.append(
+                f"column 'timestamp': {_plural(int(ts.isna().sum()))} not a parseable time"
+            )
+        df[schema.TIMESTAMP] = ts
 
-    label_text = df[schema.LABEL].astype("string").str.strip().str.lower()
-    label = label_text.map(_LABEL_VALUES)
-    if label.isna().any():
-        bad = sorted(set(label_text[label.isna()].fillna("<missing>").tolist()))[:5]
-        errors.append(
-            f"column 'is_fraud': {_plural(int(label.isna().sum()))} not one of 0/1/true/false "
-            f"(e.g. {', '.join(repr(b) for b in bad)})"
-        )
+    if schema.LABEL in df:
+        label_text = df[schema.LABEL].astype("string").str.strip().str.lower()
+        label = label_text.map(_LABEL_VALUES)
+        if label.isna().any():
+            bad = sorted(set(label_text[label.isna()].fillna("<missing>").tolist()))[:5]
+            errors.append(
+                f"column 'is_fraud': {_plural(int(label.isna().sum()))} not one of "
+                f"0/1/true/false (e.g. {', '.join(repr(b) for b in bad)})"
+            )
 
-    duplicated = df["transaction_id"].duplicated(keep=False)
-    if duplicated.any():
-        n_ids = df.loc[duplicated, "transaction_id"].nunique()
-        errors.append(
-            f"column 'transaction_id': {_plural(int(duplicated.sum()))} share "
-            f"{n_ids} duplicated id(s)"
-        )
+    if "transaction_id" in df:
+        duplicated = df["transaction_id"].duplicated(keep=False)
+        if duplicated.any():
+            n_ids = df.loc[duplicated, "transaction_id"].nunique()
+            errors.append(
+                f"column 'transaction_id': {_plural(int(duplicated.sum()))} share "
+                f"{n_ids} duplicated id(s)"
+            )
     if errors:
         raise fail(errors)
 
     df[schema.LABEL] = label.astype("int64")
+    ts = df[schema.TIMESTAMP]
     df[schema.HOUR] = ts.dt.hour.astype("int64")
     df[schema.DAY] = ts.dt.day_of_week.astype("int64")
     extra = [c for c in df.columns if c not in schema.COLUMNS]

@@ -90,7 +90,7 @@ def test_make_lists_its_targets_by_default() -> None:
 def test_csv_schema_errors_name_the_users_file(tmp_path: Path) -> None:
     from fraud.data.synthetic.config import DataConfig
     from fraud.data.validate import SchemaError
-    from stages.generate import ingest_csv
+    from stages.generate import ingest
 
     external = tmp_path / "external"
     external.mkdir()
@@ -102,7 +102,7 @@ def test_csv_schema_errors_name_the_users_file(tmp_path: Path) -> None:
         "t2,u1,not-a-time,12.5,grocery,purchase,d1,pos,Boston,maybe\n"
     )
     with pytest.raises(SchemaError) as info:
-        ingest_csv(DataConfig(source="csv", path=str(bad)), external)
+        ingest(DataConfig(source="csv", path=str(bad)), external)
     assert info.value.errors == [
         f"{bad}: column 'amount': 1 row not positive",
         f"{bad}: column 'timestamp': 1 row not a parseable time",

@@ -89,6 +89,9 @@ def test_the_date_split_composes_and_refuses_missing_or_bad_dates() -> None:
         (["train.imbalance=smote"], "train.imbalance"),
         (["+extra=1"], "extra"),
         (["+gate.min_metrics.expected_cost_per_txn=0.1"], "gateable metrics are"),
+        (["+data.columns.colour=COLOUR"], "columns names colour"),
+        (["data.columns.user_id=ID", "data.columns.transaction_id=ID"], "onto one file column"),
+        (["data.source=excel"], "source must be one of synthetic, csv, parquet"),
     ],
 )
 def test_invalid_overrides_fail_with_the_key_name(overrides: list[str], fragment: str) -> None:

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 from datetime import date
 
+from fraud.data import schema
+
 SECONDS_PER_DAY = 86_400
 
 #: The injected fraud patterns, in the order they are generated (and their codes 1..5).
@@ -150,12 +152,20 @@ class PatternsConfig:
             raise ValueError(f"{prefix}.*.weight: at least one pattern weight must be > 0")
 
 
+#: Where transactions come from: generated, or a file under data/external/.
+SOURCES = ("synthetic", "csv", "parquet")
+
+
 @dataclass
 class DataConfig:
     """Where transactions come from and, for synthetic data, their size, span and fraud mix."""
 
     source: str = "synthetic"
     path: str | None = None
+    #: canonical column -> the file's own name for it (e.g. user_id: CUSTOMER_ID); None: same
+    columns: dict[str, str | None] = field(
+        default_factory=lambda: dict.fromkeys(schema.CANONICAL_COLUMNS)
+    )
     n_transactions: int = 100_000
     n_users: int = 5_000
     start: str = "2026-01-01"
@@ -165,10 +175,19 @@ class DataConfig:
 
     def check(self) -> None:
         """Raise ValueError naming the field when a value is nonsense."""
-        if self.source not in ("synthetic", "csv"):
-            raise ValueError(f"source must be 'synthetic' or 'csv', got {self.source!r}")
-        if self.source == "csv" and not self.path:
-            raise ValueError("path is required when source is 'csv'")
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {self.source!r}")
+        if self.source != "synthetic" and not self.path:
+            raise ValueError(f"path is required when source is {self.source!r}")
+        unknown = sorted(set(self.columns) - set(schema.CANONICAL_COLUMNS))
+        if unknown:
+            raise ValueError(
+                f"columns names {', '.join(unknown)}; the columns a file can map are "
+                f"{', '.join(schema.CANONICAL_COLUMNS)}"
+            )
+        names = list(self.renames().values())
+        if len(set(names)) != len(names):
+            raise ValueError(f"columns maps two columns onto one file column: {names}")
         _check_at_least(self.n_transactions, "n_transactions", 1)
         _check_at_least(self.n_users, "n_users", 1)
         _check_at_least(self.days, "days", 1)
@@ -190,6 +209,10 @@ class DataConfig:
                 )
 
     validate = check
+
+    def renames(self) -> dict[str, str]:
+        """canonical column -> the file's name, for the columns named otherwise in the file."""
+        return {ours: theirs for ours, theirs in self.columns.items() if theirs is not None}
 
 
 _LAST_ORDINAL = date(2262, 1, 1).toordinal()

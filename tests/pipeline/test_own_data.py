@@ -1,0 +1,111 @@
+"""A user's own transactions file: columns mapped, extras ignored, every error in one message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fraud.data.external import read_external
+from fraud.data.synthetic.config import DataConfig
+from fraud.data.synthetic.generate import generate_transactions
+from fraud.data.validate import SchemaError, validate_transactions
+from stages.generate import ingest
+from tests.tiny_model import build
+
+#: How a bank's export might name our columns.
+FOREIGN = {
+    "transaction_id": "TX_ID",
+    "user_id": "CUSTOMER_ID",
+    "timestamp": "TX_DATETIME",
+    "amount": "TX_AMOUNT",
+    "is_fraud": "TX_FRAUD",
+}
+#: Columns exports often carry that the pipeline computes itself or does not use.
+EXTRA = ["hour_of_day", "day_of_week", "user_avg_amount", "user_transaction_count", "BRANCH"]
+
+
+def export(rows: int = 8000) -> pd.DataFrame:
+    """Synthetic transactions as a foreign export: other names, extra columns."""
+    df = generate_transactions(DataConfig(n_transactions=rows, n_users=400, days=40), seed=3)
+    df = df.drop(columns=["fraud_pattern"]).rename(columns=FOREIGN)
+    df["user_avg_amount"] = 1.0
+    df["user_transaction_count"] = 2
+    df["BRANCH"] = "north"
+    return df
+
+
+def mapping_overrides() -> list[str]:
+    return [f"data.columns.{ours}={theirs}" for ours, theirs in FOREIGN.items()]
+
+
+def test_mapped_columns_and_extras(tmp_path: Path) -> None:
+    path = tmp_path / "tx.csv"
+    export(500).to_csv(path, index=False)
+    frame, ignored = read_external(path, "csv", FOREIGN)
+    assert ignored == EXTRA
+    assert "user_id" in frame
+    assert "CUSTOMER_ID" not in frame
+    clean = validate_transactions(frame)
+    assert len(clean) == 500
+
+
+def test_parquet_is_read_as_stored(tmp_path: Path) -> None:
+    path = tmp_path / "tx.parquet"
+    export(300).to_parquet(path)
+    frame, _ = read_external(path, "parquet", FOREIGN)
+    assert len(validate_transactions(frame)) == 300
+    bad = tmp_path / "bad.parquet"
+    bad.write_text("not parquet")
+    with pytest.raises(ValueError, match="cannot read parquet file"):
+        read_external(bad, "parquet", {})
+
+
+def test_a_mapped_name_missing_from_the_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "tx.csv"
+    export(50).to_csv(path, index=False)
+    with pytest.raises(SchemaError) as info:
+        read_external(path, "csv", {**FOREIGN, "user_id": "CARD_NO", "amount": "AMT"})
+    assert info.value.errors == [
+        f"{path}: data.columns.user_id: no column 'CARD_NO' in the file",
+        f"{path}: data.columns.amount: no column 'AMT' in the file",
+    ]
+
+
+def test_missing_columns_and_bad_values_are_reported_together(tmp_path: Path) -> None:
+    external = tmp_path / "external"
+    external.mkdir()
+    bad = external / "bad.csv"
+    bad.write_text(
+        "transaction_id,user_id,timestamp,amount,merchant_category,transaction_type,"
+        "device_type,location,is_fraud\n"
+        "t1,u1,2026-01-01T10:00:00Z,-5,grocery,purchase,pos,Boston,0\n"
+        "t2,u1,not-a-time,12.5,grocery,purchase,pos,Boston,maybe\n"
+    )
+    with pytest.raises(SchemaError) as info:
+        ingest(DataConfig(source="csv", path=str(bad)), external)
+    assert info.value.errors == [
+        f"{bad}: missing column 'device_id'",
+        f"{bad}: column 'amount': 1 row not positive",
+        f"{bad}: column 'timestamp': 1 row not a parseable time",
+        f"{bad}: column 'is_fraud': 1 row not one of 0/1/true/false (e.g. 'maybe')",
+    ]
+
+
+def test_a_foreign_export_runs_end_to_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The export that used to crash featurize (its history-named extra columns) trains."""
+    external = tmp_path / "data" / "external"
+    external.mkdir(parents=True)
+    export().to_csv(external / "tx.csv", index=False)
+    model = build(
+        tmp_path, ("data.source=csv", f"data.path={external / 'tx.csv'}", *mapping_overrides())
+    )
+    out = capsys.readouterr().out
+    assert f"ignored {len(EXTRA)} unused column(s): {', '.join(EXTRA)}" in out
+    manifest = json.loads(model.manifest.read_text())
+    assert manifest["gate"]["passed"] is True
+    assert set(manifest["test_metrics"]) >= {"roc_auc", "pr_auc", "card_precision_at_100"}
