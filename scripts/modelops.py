@@ -123,6 +123,8 @@ def verify(root: Path) -> str:
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, dict):  # e.g. recall_by_pattern
+        return ", ".join(f"{k} {_fmt(v)}" for k, v in value.items())
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 

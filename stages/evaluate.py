@@ -1,8 +1,9 @@
 """Stage evaluate: the candidate's out-of-time test metrics and the DVC plot data.
 
-Ranking metrics on the test features, and Card Precision@k per test day (cards and days from
-the test split's raw rows, in the same order). It measures and writes; the gate and promotion
-are the promote stage's (stages/promote.py).
+Ranking metrics on the test features, Card Precision@k per test day (cards and days from the
+test split's raw rows, in the same order) and, where the data names each fraud's pattern (the
+generator does), the recall at the threshold per pattern. It measures and writes; the gate
+and promotion are the promote stage's (stages/promote.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fraud.model.metrics import (
     card_precision_at_k,
     evaluate,
     plot_data,
+    recall_by_group,
 )
 from fraud.model.train import TrainConfig, feature_importance
 from fraud.runtime.artifact import load_artifact
@@ -51,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     days = raw[schema.TIMESTAMP].dt.strftime("%Y-%m-%d").to_numpy()
     cards = raw["user_id"].to_numpy()
     metrics[f"card_precision_at_{k}"], per_day = card_precision_at_k(cards, days, y, scores, k)
+    if schema.FRAUD_PATTERN in raw:  # data that names how each fraud happened (synthetic)
+        patterns = raw[schema.FRAUD_PATTERN].to_numpy()
+        metrics["recall_by_pattern"] = recall_by_group(patterns, y, scores, artifact.threshold)
     write_json(metrics, args.metrics)
     write_json(per_day, args.plots / "card_precision.json")
 

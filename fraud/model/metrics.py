@@ -269,6 +269,23 @@ def card_precision_at_k(
     return _r(float(np.mean(hits / k))), per_day
 
 
+def recall_by_group(
+    groups: np.ndarray, y_true: np.ndarray, scores: np.ndarray, threshold: float
+) -> dict[str, float]:
+    """Recall at ``threshold`` within each group of fraudulent rows (e.g. the generator's fraud
+    pattern), by group name; rows whose group is empty (legitimate ones) are left out."""
+    y, s = _check_inputs(y_true, scores)
+    threshold = _check_threshold(threshold)
+    names = np.asarray(groups, dtype=object)
+    if len(names) != len(y):
+        raise ValueError(f"{len(names)} groups for {len(y)} scores")
+    out = {}
+    for name in sorted({str(g) for g in names[y == 1] if g}):
+        rows = (names == name) & (y == 1)
+        out[name] = _r(float(np.mean(s[rows] >= threshold)))
+    return out
+
+
 def plot_data(
     y_true: np.ndarray,
     scores: np.ndarray,

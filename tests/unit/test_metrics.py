@@ -18,6 +18,7 @@ from fraud.model.metrics import (
     choose_threshold,
     evaluate,
     plot_data,
+    recall_by_group,
 )
 
 # Six transactions, by descending score: fraud, fraud, legit, fraud, legit, legit.
@@ -557,3 +558,12 @@ def test_the_gate_can_bound_card_precision() -> None:
     assert gate({"card_precision_at_100": 0.3}, cfg, None).passed is True
     with pytest.raises(ValueError, match="card_precision_at_<k>"):
         GateConfig(min_metrics={"card_precision_at_x": 0.1}).check()
+
+
+def test_recall_by_group_counts_each_patterns_caught_frauds() -> None:
+    groups = np.array(["", "ato", "ato", "ato", "probe", "", "probe"])
+    y = np.array([0, 1, 1, 1, 1, 0, 0])  # the last "probe" row is legitimate: not counted
+    s = np.array([0.9, 0.8, 0.2, 0.6, 0.1, 0.0, 0.99])
+    assert recall_by_group(groups, y, s, threshold=0.5) == {"ato": 0.666667, "probe": 0.0}
+    with pytest.raises(ValueError, match="groups"):
+        recall_by_group(groups[:3], y, s, 0.5)
