@@ -92,6 +92,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.json = OrjsonProvider(app)
     app.config.update(settings)
+    state = artifact.feature_state
     scorer = Scorer(
         artifact,
         manifest,
@@ -100,7 +101,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.extensions["fraud"] = ServiceState(
         scorer=scorer,
-        validate=TransactionValidator(transaction_fields(artifact.feature_state.history_columns)),
+        validate=TransactionValidator(
+            transaction_fields(state.history_columns, state.record_fields[3:])
+        ),
         metrics=Metrics(),
         manifest=manifest,
         started=time.time(),

@@ -99,8 +99,11 @@ def _history_spec(name: str) -> FieldSpec:
     )
 
 
-def transaction_fields(history_columns: Iterable[str]) -> dict[str, FieldSpec]:
-    """Field specs of one transaction, including the history fields the model reads."""
+def transaction_fields(
+    history_columns: Iterable[str], categorical: Iterable[str] = schema.CATEGORICAL_COLUMNS
+) -> dict[str, FieldSpec]:
+    """Field specs of one transaction: the categorical fields the model was trained with (a
+    model trained without ``device_type`` does not ask for it) and its history fields."""
     fields: dict[str, FieldSpec] = {
         schema.AMOUNT: FieldSpec(
             NUMBER,
@@ -146,6 +149,8 @@ def transaction_fields(history_columns: Iterable[str]) -> dict[str, FieldSpec]:
             NUMBER, "Accepted for compatibility; not used by the model", minimum=0
         ),
     }
+    for name in set(schema.CATEGORICAL_COLUMNS) - set(categorical):
+        del fields[name]
     for name in history_columns:
         fields[name] = _history_spec(name)
     return fields

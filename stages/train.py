@@ -8,7 +8,7 @@ before anything reaches models/.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import joblib
@@ -82,7 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     manifest = save_artifact(artifact, Path(args.model), Path(args.manifest))
     raw = read_parquet(args.raw_train)
     model_facts = {"sha256": manifest["sha256"], "kind": model_cfg.name, "env": base.env}
-    write_json(build_profile(raw, valid_scores, profile_cfg, model_facts), args.profile)
+    # Monitor the configured fields the data has (a file without device_type has no drift in it)
+    monitored = replace(
+        profile_cfg,
+        numeric=[c for c in profile_cfg.numeric if c in raw],
+        categorical=[c for c in profile_cfg.categorical if c in raw],
+    )
+    write_json(build_profile(raw, valid_scores, monitored, model_facts), args.profile)
     write_json(
         {
             "model": model_cfg.name,

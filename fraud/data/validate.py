@@ -33,7 +33,9 @@ def validate_transactions(raw: pd.DataFrame, source: str | None = None) -> pd.Da
     Cleaning: string columns are stripped; amounts parsed as float; timestamps parsed as UTC
     (naive values are taken as UTC); labels 0/1/true/false become int 0/1; hour_of_day and
     day_of_week are always derived from the timestamp so they can never disagree with it.
-    Extra columns (e.g. the generator's ``fraud_pattern``) are kept.
+    Only ``schema.REQUIRED_COLUMNS`` must be there; the feature inputs a table has (merchant
+    category, device, ...) are checked and kept, and the features follow them. Extra columns
+    (e.g. the generator's ``fraud_pattern``) are kept.
 
     Raises:
         SchemaError: listing every problem, each naming the column and the number of bad rows
@@ -43,7 +45,7 @@ def validate_transactions(raw: pd.DataFrame, source: str | None = None) -> pd.Da
     def fail(errors: list[str]) -> SchemaError:
         return SchemaError([f"{source}: {e}" for e in errors] if source else errors)
 
-    errors = [f"missing column '{c}'" for c in schema.CORE_COLUMNS if c not in raw.columns]
+    errors = [f"missing column '{c}'" for c in schema.REQUIRED_COLUMNS if c not in raw.columns]
     if len(raw) == 0:
         errors.append("the table has no rows")
         raise fail(errors)
@@ -105,8 +107,9 @@ def validate_transactions(raw: pd.DataFrame, source: str | None = None) -> pd.Da
     ts = df[schema.TIMESTAMP]
     df[schema.HOUR] = ts.dt.hour.astype("int64")
     df[schema.DAY] = ts.dt.day_of_week.astype("int64")
+    ordered = [c for c in schema.COLUMNS if c in df.columns]
     extra = [c for c in df.columns if c not in schema.COLUMNS]
-    return _time_ordered(df[[*schema.COLUMNS, *extra]]).reset_index(drop=True)
+    return _time_ordered(df[[*ordered, *extra]]).reset_index(drop=True)
 
 
 def _time_ordered(df: pd.DataFrame) -> pd.DataFrame:

@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fraud.data import schema
-from fraud.features.spec import NOVELTY_COLUMNS, USER_ID, _sorted_windows, history_columns
+from fraud.features.spec import (
+    USER_ID,
+    _sorted_windows,
+    history_columns,
+    novelty_columns,
+    present_inputs,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,14 +77,15 @@ def compute_history(df: pd.DataFrame, windows: Mapping[str, int]) -> pd.DataFram
 
     Each row sees only the same user's transactions with a strictly earlier timestamp (at
     millisecond resolution). Pass the full dataset (all splits) so later splits see earlier
-    history. Columns: ``history_columns(windows)``.
+    history. Columns: ``history_columns(windows, inputs)`` for the feature inputs ``df`` has
+    (a novelty flag only where its raw column is there).
     """
     import pandas as pd
 
     wins = _sorted_windows(windows)
-    columns = history_columns(windows)
-    needed = [USER_ID, schema.TIMESTAMP, schema.AMOUNT, *NOVELTY_COLUMNS.values()]
-    _require_columns(df, needed, "compute_history")
+    inputs = present_inputs(df.columns)
+    columns = history_columns(windows, inputs)
+    _require_columns(df, [USER_ID, schema.TIMESTAMP, schema.AMOUNT], "compute_history")
     n = len(df)
     if n == 0:
         return pd.DataFrame(
@@ -149,7 +156,7 @@ def compute_history(df: pd.DataFrame, windows: Mapping[str, int]) -> pd.DataFram
         sorted_cols[f"user_amount_sum_{label}"] = sums_at_end[0] - exclusive[0, start]
 
     n_users = int(user_s[-1]) + 1
-    for name, col in NOVELTY_COLUMNS.items():
+    for name, col in novelty_columns(inputs).items():
         sorted_cols[name] = _is_new(df[col], order, user_s, t_s, n_users)
 
     result: dict[str, np.ndarray] = {}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -58,13 +58,31 @@ BASE_COLUMNS: tuple[str, ...] = (
     schema.AMOUNT,
     "log_amount",
 )
-#: Raw fields every record / frame passed to ``transform`` must carry.
-RECORD_FIELDS: tuple[str, ...] = (
-    schema.AMOUNT,
-    schema.HOUR,
-    schema.DAY,
-    *schema.CATEGORICAL_COLUMNS,
-)
+#: The optional raw columns features may use (``schema.FEATURE_INPUTS``); a function given
+#: ``inputs`` builds only the features of the inputs a table has (None: all of them).
+Inputs = Sequence[str] | None
+
+
+def present_inputs(columns: Iterable[str]) -> list[str]:
+    """The feature inputs among ``columns``, in schema order."""
+    have = set(columns)
+    return [name for name in schema.FEATURE_INPUTS if name in have]
+
+
+def _inputs(inputs: Inputs) -> list[str]:
+    return list(schema.FEATURE_INPUTS) if inputs is None else list(inputs)
+
+
+def novelty_columns(inputs: Inputs = None) -> dict[str, str]:
+    """Novelty flags whose raw column is among ``inputs``: flag -> raw column."""
+    have = set(_inputs(inputs))
+    return {flag: raw for flag, raw in NOVELTY_COLUMNS.items() if raw in have}
+
+
+def record_fields(inputs: Inputs = None) -> list[str]:
+    """Raw fields every record / frame passed to ``transform`` must carry."""
+    categorical = [c for c in schema.CATEGORICAL_COLUMNS if c in _inputs(inputs)]
+    return [schema.AMOUNT, schema.HOUR, schema.DAY, *categorical]
 
 
 def _default_windows() -> dict[str, int]:
@@ -86,23 +104,23 @@ def _sorted_windows(windows: Mapping[str, int]) -> list[tuple[str, int]]:
     return sorted(items, key=lambda item: (item[1], item[0]))
 
 
-def history_columns(windows: Mapping[str, int]) -> list[str]:
+def history_columns(windows: Mapping[str, int], inputs: Inputs = None) -> list[str]:
     """The columns ``compute_history`` returns for ``windows``, in feature order."""
     cols = list(EXPANDING_COLUMNS)
     for label, _ in _sorted_windows(windows):
         cols += [f"user_txn_count_{label}", f"user_amount_sum_{label}"]
-    return cols + list(NOVELTY_COLUMNS)
+    return cols + list(novelty_columns(inputs))
 
 
 #: History columns for the default windows (use ``history_columns(windows)`` for others).
 HISTORY_COLUMNS: tuple[str, ...] = tuple(history_columns(DEFAULT_WINDOWS))
 
 
-def history_defaults(windows: Mapping[str, int]) -> dict[str, float]:
+def history_defaults(windows: Mapping[str, int], inputs: Inputs = None) -> dict[str, float]:
     """What a first-ever transaction gets: zero counts/sums, NaN statistics, new on all flags."""
     nan_columns = {"user_avg_amount", "user_std_amount", "seconds_since_last_transaction"}
     out: dict[str, float] = {}
-    for name in history_columns(windows):
+    for name in history_columns(windows, inputs):
         if name in nan_columns:
             out[name] = math.nan
         elif name in NOVELTY_COLUMNS:
@@ -112,19 +130,21 @@ def history_defaults(windows: Mapping[str, int]) -> dict[str, float]:
     return out
 
 
-def categorical_columns() -> list[str]:
-    """``<col>_code`` and ``<col>_fraud_rate`` for each schema categorical, in feature order."""
+def categorical_columns(inputs: Inputs = None) -> list[str]:
+    """``<col>_code`` and ``<col>_fraud_rate`` for each categorical input, in feature order."""
     cols: list[str] = []
-    for col in schema.CATEGORICAL_COLUMNS:
+    for col in record_fields(inputs)[3:]:
         cols += [f"{col}_code", f"{col}_fraud_rate"]
     return cols
 
 
-def all_feature_names(windows: Mapping[str, int], use_history: bool = True) -> list[str]:
-    """Every feature the code can build, before ``exclude``, in the fixed model order."""
-    names = [*BASE_COLUMNS, *categorical_columns()]
+def all_feature_names(
+    windows: Mapping[str, int], use_history: bool = True, inputs: Inputs = None
+) -> list[str]:
+    """Every feature the code can build from ``inputs``, before ``exclude``, in model order."""
+    names = [*BASE_COLUMNS, *categorical_columns(inputs)]
     if use_history:
-        names += [*history_columns(windows), *DERIVED_COLUMNS]
+        names += [*history_columns(windows, inputs), *DERIVED_COLUMNS]
     return names
 
 
@@ -155,8 +175,9 @@ class FeatureConfig:
         if not self.feature_names():
             raise ValueError("exclude removes every feature")
 
-    def feature_names(self) -> list[str]:
-        """The model's ordered feature names: all features minus history (if off) and exclude."""
+    def feature_names(self, inputs: Inputs = None) -> list[str]:
+        """The model's ordered feature names: those of ``inputs`` minus history (if off) and
+        ``exclude``."""
         dropped = set(self.exclude)
-        names = all_feature_names(self.windows, self.use_history)
+        names = all_feature_names(self.windows, self.use_history, inputs)
         return [name for name in names if name not in dropped]

@@ -21,6 +21,8 @@ from fraud.features.spec import (
     all_feature_names,
     history_columns,
     history_defaults,
+    present_inputs,
+    record_fields,
 )
 
 if TYPE_CHECKING:
@@ -38,6 +40,8 @@ class FeatureState:
 
     ``vocabularies[col][0]`` is the unknown bucket; ``category_fraud_rates[col][i]`` is the
     smoothed train fraud rate of ``vocabularies[col][i]`` (the prior for the unknown bucket).
+    ``inputs`` are the optional raw columns (``schema.FEATURE_INPUTS``) the training data had:
+    the features, and the fields serving asks for, are those of these inputs.
     """
 
     config: FeatureConfig
@@ -48,6 +52,7 @@ class FeatureState:
     fraud_prior: float
     n_train: int
     history_defaults: dict[str, float]
+    inputs: list[str]
     #: ISO times of the first and last training transaction: what the model has seen.
     train_period: tuple[str, str] | None = None
 
@@ -65,12 +70,20 @@ class FeatureState:
     @property
     def history_columns(self) -> list[str]:
         """History fields the model reads (empty when ``use_history`` is off)."""
-        return history_columns(self.config.windows) if self.config.use_history else []
+        if not self.config.use_history:
+            return []
+        return history_columns(self.config.windows, self.inputs)
+
+    @property
+    def record_fields(self) -> list[str]:
+        """Raw fields every record scored with this state must carry."""
+        return record_fields(self.inputs)
 
     def _compile(self) -> None:
         """Precompute the per-record plan: dict lookups, defaults and kept positions."""
         self._lookups: list[tuple[str, dict[str, tuple[float, float]], tuple[float, float]]] = []
-        for col in schema.CATEGORICAL_COLUMNS:
+        categorical = self.record_fields[3:]
+        for col in categorical:
             vocab = self.vocabularies[col]
             rates = self.category_fraud_rates[col]
             table = {v: (float(i), float(rates[i])) for i, v in enumerate(vocab) if i > 0}
@@ -78,7 +91,7 @@ class FeatureState:
         self._history_plan: list[tuple[str, float]] = [
             (name, float(self.history_defaults[name])) for name in self.history_columns
         ]
-        full = all_feature_names(self.config.windows, self.config.use_history)
+        full = all_feature_names(self.config.windows, self.config.use_history, self.inputs)
         position = {name: i for i, name in enumerate(full)}
         missing = [name for name in self.feature_names if name not in position]
         if missing:
@@ -88,7 +101,7 @@ class FeatureState:
             None if keep == list(range(len(full))) else np.asarray(keep, dtype=np.intp)
         )
         if self.config.use_history:
-            offset = len(BASE_COLUMNS) + 2 * len(schema.CATEGORICAL_COLUMNS)
+            offset = len(BASE_COLUMNS) + 2 * len(categorical)
             self._avg_pos = offset + self.history_columns.index("user_avg_amount")
             self._std_pos = offset + self.history_columns.index("user_std_amount")
         self._floor = float(self.config.zscore_std_floor)
@@ -103,7 +116,9 @@ def fit_state(df: pd.DataFrame, cfg: FeatureConfig) -> FeatureState:
     import pandas as pd
 
     cfg.check()
-    _require_columns(df, [schema.LABEL, *schema.CATEGORICAL_COLUMNS], "fit_state")
+    inputs = present_inputs(df.columns)
+    categorical = record_fields(inputs)[3:]
+    _require_columns(df, [schema.LABEL], "fit_state")
     if len(df) == 0:
         raise ValueError("fit_state: the training frame is empty")
     label = df[schema.LABEL]
@@ -115,7 +130,7 @@ def fit_state(df: pd.DataFrame, cfg: FeatureConfig) -> FeatureState:
     vocabularies: dict[str, list[str]] = {}
     rates: dict[str, list[float]] = {}
     counts: dict[str, list[int]] = {}
-    for col in schema.CATEGORICAL_COLUMNS:
+    for col in categorical:
         codes, uniques = pd.factorize(df[col])
         valid = codes >= 0
         n_seen = np.bincount(codes[valid], minlength=len(uniques))
@@ -136,13 +151,14 @@ def fit_state(df: pd.DataFrame, cfg: FeatureConfig) -> FeatureState:
         ]
     return FeatureState(
         config=cfg,
-        feature_names=cfg.feature_names(),
+        feature_names=cfg.feature_names(inputs),
         vocabularies=vocabularies,
         category_fraud_rates=rates,
         category_counts=counts,
         fraud_prior=prior,
         n_train=len(df),
-        history_defaults=history_defaults(cfg.windows),
+        history_defaults=history_defaults(cfg.windows, inputs),
+        inputs=inputs,
         train_period=_period(df),
     )
 

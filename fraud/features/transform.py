@@ -17,7 +17,6 @@ import numpy as np
 
 from fraud.data import schema
 from fraud.features.history import _require_columns
-from fraud.features.spec import RECORD_FIELDS
 from fraud.features.state import FeatureState
 
 if TYPE_CHECKING:
@@ -73,7 +72,7 @@ def transform(df: Columns, state: FeatureState) -> np.ndarray:
     ``compute_history`` output (when history is used).
     """
     history = state.history_columns
-    _require_columns(df, [*RECORD_FIELDS, *history], "transform")
+    _require_columns(df, [*state.record_fields, *history], "transform")
     hour = _index_column(df, schema.HOUR, 23)
     day = _index_column(df, schema.DAY, 6)
     amount = np.asarray(df[schema.AMOUNT], dtype=np.float64)
@@ -240,7 +239,7 @@ def transform_records(
         vector, warnings = transform_record(records[0], state)
         return vector.reshape(1, -1), [warnings]
     columns: dict[str, list[Any]] = {}
-    for name in RECORD_FIELDS:
+    for name in state.record_fields:
         try:
             columns[name] = [record[name] for record in records]
         except KeyError:

@@ -35,7 +35,8 @@ RECORDED_LIBRARIES: dict[str, tuple[str, ...]] = {
 }
 #: 3: the artifact holds its runtime (``fraud.runtime``: one class per model kind), and the
 #: manifest lists the libraries that runtime needs to load (``load_libraries``).
-ARTIFACT_FORMAT = 3
+#: 4: the feature state records its ``inputs`` (the optional raw columns it was trained with).
+ARTIFACT_FORMAT = 4
 
 
 class ArtifactError(ValueError):

@@ -79,15 +79,14 @@ def test_missing_columns_and_bad_values_are_reported_together(tmp_path: Path) ->
     external.mkdir()
     bad = external / "bad.csv"
     bad.write_text(
-        "transaction_id,user_id,timestamp,amount,merchant_category,transaction_type,"
-        "device_type,location,is_fraud\n"
-        "t1,u1,2026-01-01T10:00:00Z,-5,grocery,purchase,pos,Boston,0\n"
-        "t2,u1,not-a-time,12.5,grocery,purchase,pos,Boston,maybe\n"
+        "transaction_id,timestamp,amount,merchant_category,is_fraud\n"
+        "t1,2026-01-01T10:00:00Z,-5,grocery,0\n"
+        "t2,not-a-time,12.5,grocery,maybe\n"
     )
     with pytest.raises(SchemaError) as info:
         ingest(DataConfig(source="csv", path=str(bad)), external)
     assert info.value.errors == [
-        f"{bad}: missing column 'device_id'",
+        f"{bad}: missing column 'user_id'",
         f"{bad}: column 'amount': 1 row not positive",
         f"{bad}: column 'timestamp': 1 row not a parseable time",
         f"{bad}: column 'is_fraud': 1 row not one of 0/1/true/false (e.g. 'maybe')",
@@ -109,3 +108,42 @@ def test_a_foreign_export_runs_end_to_end(
     manifest = json.loads(model.manifest.read_text())
     assert manifest["gate"]["passed"] is True
     assert set(manifest["test_metrics"]) >= {"roc_auc", "pr_auc", "card_precision_at_100"}
+
+
+def test_ids_time_amount_and_label_are_enough_end_to_end(tmp_path: Path) -> None:
+    """The shape of most card data (and of public benchmark sets), with a date split: it
+    trains, writes the fraud-team metrics, and the service asks for exactly its fields."""
+    from app import create_app
+    from app.schemas import required_fields
+
+    external = tmp_path / "data" / "external"
+    external.mkdir(parents=True)
+    df = generate_transactions(DataConfig(n_transactions=8000, n_users=400, days=40), seed=5)
+    df["merchant_id"] = "m" + (df.index % 50).astype(str)
+    minimal = ["transaction_id", "user_id", "merchant_id", "timestamp", "amount", "is_fraud"]
+    df[minimal].to_csv(external / "tx.csv", index=False)
+    model = build(
+        tmp_path,
+        (
+            "data.source=csv",
+            f"data.path={external / 'tx.csv'}",
+            "split=dates",
+            "split.test_start=2026-02-03",
+            "split.test_end=2026-02-10",
+            "split.label_delay_days=7",
+        ),
+    )
+    metrics = json.loads((tmp_path / "reports/metrics.json").read_text())
+    assert {"roc_auc", "pr_auc", "card_precision_at_100"} <= set(metrics)
+    app = create_app(model.app_config())
+    fields = app.extensions["fraud"].validate.fields
+    assert not {"merchant_category", "transaction_type", "location", "device_type"} & set(fields)
+    assert required_fields(fields) == ["amount"]  # plus hour/day, or a timestamp
+    client = app.test_client()
+    sample = client.get("/sample-transaction").get_json()
+    assert "merchant_category" not in sample
+    response = client.post(
+        "/predict", json={"amount": 42.0, "timestamp": "2026-02-05T03:00:00Z", "user_id": "u1"}
+    )
+    assert response.status_code == 200, response.get_json()
+    assert 0.0 <= response.get_json()["fraud_probability"] <= 1.0

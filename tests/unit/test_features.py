@@ -225,9 +225,18 @@ def test_history_columns_follow_window_duration_and_empty_input() -> None:
 
 
 def test_history_rejects_missing_columns() -> None:
-    df = frame([{"user": "a", "t": 0, "amount": 1}]).drop(columns=["device_id"])
-    with pytest.raises(ValueError, match="device_id"):
+    df = frame([{"user": "a", "t": 0, "amount": 1}]).drop(columns=["amount"])
+    with pytest.raises(ValueError, match="amount"):
         compute_history(df, WINDOWS)
+
+
+def test_history_has_the_novelty_flags_of_the_columns_there() -> None:
+    df = frame([{"user": "a", "t": 0, "amount": 1}, {"user": "a", "t": 5, "amount": 2}])
+    without_device = compute_history(df.drop(columns=["device_id"]), WINDOWS)
+    assert "is_new_device" not in without_device
+    assert {"is_new_location", "is_new_merchant_category"} <= set(without_device)
+    minimal = df.drop(columns=["device_id", "location", "merchant_category"])
+    assert not [c for c in compute_history(minimal, WINDOWS) if c.startswith("is_new_")]
 
 
 _row = st.fixed_dictionaries(
@@ -464,6 +473,28 @@ def test_record_path_matches_batch_exactly(
         np.testing.assert_array_equal(vector, x[i])
         n_unknown += len(warnings)
     assert n_unknown == int((full["location"] == "Atlantis").sum()) > 0
+
+
+@pytest.mark.parametrize(
+    "dropped",
+    [
+        ["device_id"],
+        ["device_type", "transaction_type"],
+        ["merchant_category", "transaction_type", "device_id", "device_type", "location"],
+    ],
+    ids=["no-device-id", "two-categoricals-fewer", "ids-time-amount-label-only"],
+)
+def test_features_follow_the_columns_there_and_both_paths_agree(dropped: list[str]) -> None:
+    """A table without some inputs: no features of theirs, and record == batch bit for bit."""
+    df = random_frame(1500, 120, seed=3).drop(columns=dropped)
+    full = with_history(df)
+    state = fit_state(full, FeatureConfig())
+    assert state.inputs == [c for c in schema.FEATURE_INPUTS if c not in dropped]
+    assert not [n for n in state.feature_names if any(n.startswith(d) for d in dropped)]
+    x = transform(full, state)
+    records = full.to_dict("records")
+    np.testing.assert_array_equal(np.vstack([transform_record(r, state)[0] for r in records]), x)
+    np.testing.assert_array_equal(transform_records(records, state)[0], x)
 
 
 def test_records_path_matches_record_path_with_absent_history_and_unknowns(

@@ -86,10 +86,20 @@ def test_each_schema_error_names_column_and_count(
 
 
 def test_missing_columns_are_all_named() -> None:
-    raw = raw_frame().drop(columns=["amount", "device_id"])
+    raw = raw_frame().drop(columns=["amount", "user_id"])
     with pytest.raises(SchemaError) as info:
         validate_transactions(raw)
-    assert info.value.errors == ["missing column 'amount'", "missing column 'device_id'"]
+    assert info.value.errors == ["missing column 'user_id'", "missing column 'amount'"]
+
+
+def test_only_the_required_columns_must_be_there() -> None:
+    """Card data often has only ids, time, amount and label: the features follow it."""
+    optional = ["merchant_category", "transaction_type", "device_id", "device_type", "location"]
+    clean = validate_transactions(raw_frame().drop(columns=optional))
+    assert list(clean.columns) == [
+        "transaction_id", "user_id", "timestamp", "amount", "hour_of_day", "day_of_week",
+        "is_fraud",
+    ]  # fmt: skip
 
 
 def test_several_problems_are_reported_together() -> None:
