@@ -2,7 +2,7 @@
 #   docker build -t fraud-api . && docker run -p 8000:8000 fraud-api
 # Only the serving dependencies (requirements-serve.txt: no xgboost, pandas, scikit-learn,
 # DVC or Hydra) and only the files serving reads (.dockerignore lists them) go in.
-# tests/test_docker.py lints this file and runs its CMD from a venv of requirements-serve.txt.
+# tests/delivery/test_docker.py lints this file and runs its CMD from a venv of requirements-serve.txt.
 # The builder is the full image of the runtime's Python (it has a C compiler, for the tree
 # kernel fraud/runtime/_treewalk.c); its venv and the kernel are copied into the slim runtime, so both
 # stages take their Python from the one PYTHON_VERSION.

@@ -79,6 +79,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from app.schemas import transaction_fields
     from app.settings import resolve, with_manifest
     from app.validation import TransactionValidator
+    from fraud.features.spec import categorical_inputs
     from fraud.runtime.artifact import ArtifactError, load_artifact
     from fraud.runtime.scoring import RiskBands, Scorer
 
@@ -102,7 +103,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["fraud"] = ServiceState(
         scorer=scorer,
         validate=TransactionValidator(
-            transaction_fields(state.history_columns, state.record_fields[3:])
+            transaction_fields(state.history_columns, categorical_inputs(state.inputs))
         ),
         metrics=Metrics(),
         manifest=manifest,

@@ -6,12 +6,12 @@ The scoring endpoints are answered in front of Flask, by ``app.predict``.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from app.openapi import openapi_document
+from app.predict import now
 from app.schemas import sample_transaction
 
 bp = Blueprint("fraud", __name__)
@@ -19,10 +19,6 @@ bp = Blueprint("fraud", __name__)
 
 def _state() -> Any:
     return current_app.extensions["fraud"]
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 @bp.before_app_request
@@ -45,7 +41,7 @@ def health() -> Response:
     return jsonify(
         {
             "status": "ok",
-            "timestamp": _now(),
+            "timestamp": now(),
             "model_loaded": state.scorer is not None,
             "version": state.scorer.version,
             "uptime_seconds": round(time.time() - state.started, 3),

@@ -36,6 +36,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
+from app.errors import error_payload
 from app.settings import SETTINGS
 from fraud.monitoring.config import SCORE, DriftConfig, DriftError, ProfileConfig
 from fraud.monitoring.drift import columns_from_records, drift_report, parse_log_lines
@@ -263,7 +264,7 @@ def log_predictions(app: Flask, records: list[dict]) -> None:
 
 
 def _error(status: int, error: str, message: str) -> tuple[Response, int]:
-    return jsonify({"error": error, "message": message}), status
+    return jsonify(error_payload(error, message)), status
 
 
 def _authorized(token: str) -> bool:

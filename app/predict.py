@@ -8,7 +8,8 @@ done once, for both endpoints: the content type (415), the body's size, from Con
 or a chunked stream (413 past ``MAX_CONTENT_LENGTH``), JSON parsing (400), validation (422),
 the batch size (413 past ``MAX_BATCH``), scoring, the metrics and drift log, and the JSON
 answer or error (``app.errors``, the body every other route's errors have too). Every other
-route and method is Flask's (a wrong method on these paths gets a 405 here, as Flask would).
+route is Flask's; on these paths OPTIONS lists the methods and any other method gets a 405,
+as Flask would answer them.
 """
 
 from __future__ import annotations
@@ -32,9 +33,12 @@ logger = logging.getLogger(__name__)
 JSON_MIMETYPE = "application/json"
 #: "200 OK" and the like, built once (an HTTPStatus lookup per request costs a microsecond).
 STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
+#: The methods the scoring endpoints answer.
+ALLOW = "OPTIONS, POST"
 
 
-def _now() -> str:
+def now() -> str:
+    """The current UTC time, ISO 8601: the ``timestamp`` of every answer."""
     return datetime.now(UTC).isoformat()
 
 
@@ -57,7 +61,7 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
     stream = environ["wsgi.input"]
     length = environ.get("CONTENT_LENGTH") or ""
     if length:
-        if not length.isdigit():
+        if not (length.isascii() and length.isdigit()):
             raise ApiError(400, "bad_request", f"Content-Length {length[:20]!r} is not a number")
         size = int(length)
         if size > limit:
@@ -104,7 +108,7 @@ def _prediction(
     result: dict[str, Any],
     record: dict[str, Any],
     warnings: list[str],
-    now: str,
+    answered_at: str,
     version: str,
     prediction_id: str,
     out: dict[str, Any] | None = None,
@@ -116,7 +120,7 @@ def _prediction(
         "is_fraud": bool(result["is_fraud"]),
         "risk_level": result["risk_level"],
         "prediction_id": prediction_id,
-        "timestamp": now,
+        "timestamp": answered_at,
         "model_version": version,
         "reasons": result["reasons"],
         "warnings": warnings + result["warnings"] if result["warnings"] else warnings,
@@ -151,7 +155,7 @@ def score_one(app: Flask, body: Any, started: float) -> dict[str, Any]:
         raise ApiError(422, "validation_error", "invalid transaction", errors)
     result = state.scorer.score_record(record)
     _record_scored(app, [record], [result])
-    out = _prediction(result, record, warnings, _now(), state.scorer.version, _prediction_ids(1))
+    out = _prediction(result, record, warnings, now(), state.scorer.version, _prediction_ids(1))
     out["processing_time_ms"] = round((time.perf_counter() - started) * 1000, 3)
     return out
 
@@ -189,11 +193,11 @@ def score_batch(app: Flask, body: Any, started: float) -> dict[str, Any]:
     records = [record for _, record, _ in valid]
     scored = state.scorer.score_records(records)
     _record_scored(app, records, scored)
-    now, version, ids = _now(), state.scorer.version, _prediction_ids(len(valid))
+    answered, version, ids = now(), state.scorer.version, _prediction_ids(len(valid))
     for k, ((i, record, warnings), result) in enumerate(zip(valid, scored, strict=True)):
         prediction_id = ids[32 * k : 32 * k + 32]
         results[i] = _prediction(
-            result, record, warnings, now, version, prediction_id, {"index": i}
+            result, record, warnings, answered, version, prediction_id, {"index": i}
         )
     return {
         "results": results,
@@ -229,12 +233,15 @@ class ScoringEndpoints:
             return self.flask(environ, start_response)
         started = time.perf_counter()
         headers = [("Content-Type", JSON_MIMETYPE)]
+        method = environ.get("REQUEST_METHOD")
+        if method == "OPTIONS":  # as Flask answers it: the allowed methods, no body
+            start_response(STATUS_LINES[200], [("Allow", ALLOW), ("Content-Length", "0")])
+            self.metrics.observe_request(path, 200, time.perf_counter() - started)
+            return [b""]
         try:
-            if environ.get("REQUEST_METHOD") != "POST":
-                headers.append(("Allow", "POST"))
-                raise ApiError(
-                    405, "method_not_allowed", f"{path} accepts POST only"
-                )  # as Flask would
+            if method != "POST":
+                headers.append(("Allow", ALLOW))
+                raise ApiError(405, "method_not_allowed", f"{path} accepts POST only")
             check_content_type(environ.get("CONTENT_TYPE", ""))
             body = parse_json(read_body(environ, self.limit))
             status, out = 200, endpoint(self.app, body, started)

@@ -2,8 +2,9 @@
 
 Each setting is taken from the explicit ``config`` mapping given to ``create_app``, else the
 environment variable of the same name, else its default here. A ``None`` default means "from
-the promoted manifest" (``serving``: risk bands, reasons, batch size, chosen in conf/serving/)
-or "derived" (files beside the model). The path defaults equal conf/paths/default.yaml's
+the promoted manifest" (``serving``: risk bands, reasons, batch size, chosen in conf/serving/),
+"derived" (files beside the model) or "off" (``MONITORING_TOKEN``, ``PREDICTION_LOG_DIR``), as
+the comments below say. The path defaults equal conf/paths/default.yaml's
 ``model.artifact`` and ``selected_features`` (a test holds them equal); the service never
 reads params.yaml.
 """
@@ -28,8 +29,8 @@ SETTINGS: dict[str, tuple[Any, type]] = {
     "RISK_MEDIUM": (None, float),  # default: serving.risk_medium
     "RISK_HIGH": (None, float),  # default: serving.risk_high
     "TOP_REASONS": (None, int),  # default: serving.top_reasons
-    "MONITORING_TOKEN": (None, str),
-    "PREDICTION_LOG_DIR": (None, Path),
+    "MONITORING_TOKEN": (None, str),  # default: no drift endpoint
+    "PREDICTION_LOG_DIR": (None, Path),  # default: no prediction log (unless a token is set)
     "PREDICTION_LOG_MAX_BYTES": (8 * 1024 * 1024, int),
     "PREDICTION_LOG_MAX_FILES": (16, int),
     "PREDICTION_LOG_FLUSH_SECONDS": (1.0, float),
@@ -44,6 +45,7 @@ FROM_MANIFEST = {
 }
 #: Settings that must be >= 1.
 POSITIVE = (
+    "MAX_CONTENT_LENGTH",
     "MAX_BATCH",
     "PREDICTION_LOG_MAX_BYTES",
     "PREDICTION_LOG_MAX_FILES",
@@ -97,7 +99,10 @@ def with_manifest(settings: dict[str, Any], manifest: Mapping[str, Any]) -> dict
                 f"{key} is not set and the manifest has no serving.{name} (retrain: the "
                 "promote stage writes it from conf/serving/)"
             )
-        out[key] = SETTINGS[key][1](serving[name])
+        try:
+            out[key] = SETTINGS[key][1](serving[name])
+        except (TypeError, ValueError):
+            raise ValueError(f"serving.{name} {serving[name]!r} is not a number") from None
     for key in POSITIVE:
         if out[key] < 1:
             raise ValueError(f"{key} must be >= 1, got {out[key]}")

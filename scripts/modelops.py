@@ -1,6 +1,7 @@
 """Facts about the committed model for the delivery scripts: run as ``python -m scripts.modelops``.
 
     python -m scripts.modelops paths                    # what retrain commits, rollback restores
+    python -m scripts.modelops path model.artifact      # one entry of params.yaml's paths
     python -m scripts.modelops branch --env production  # the git branch params.yaml deploys to
     python -m scripts.modelops verify                   # models/ loads; features file matches
     python -m scripts.modelops commit-message --env production --run-url URL
@@ -78,6 +79,16 @@ def release_assets(root: Path) -> list[str]:
         paths.metrics,
         paths.gate_report,
     ]
+
+
+def path_of(root: Path, key: str) -> str:
+    """The ``paths`` entry ``key`` (dotted, e.g. ``model.artifact``)."""
+    value: Any = load_paths(root)
+    for part in key.split("."):
+        value = getattr(value, part, None)
+    if not isinstance(value, str):
+        raise ModelOpsError(f"params.yaml has no file at paths.{key}")
+    return value
 
 
 def deploy_branch(root: Path, env: str) -> str:
@@ -193,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("paths", help="files a retrain commits and a rollback restores")
     sub.add_parser("assets", help="files a release carries (those that exist)")
     sub.add_parser("verify", help="verify models/ and print its version")
+    path_cmd = sub.add_parser("path", help="one entry of params.yaml's paths, e.g. model.artifact")
+    path_cmd.add_argument("key")
     for name in ("branch", "commit-message", "release-tag", "release-notes"):
         cmd = sub.add_parser(name)
         cmd.add_argument("--env", required=True, choices=ENVIRONMENTS)
@@ -209,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
             text = "\n".join(p for p in release_assets(root) if (root / p).is_file())
         elif args.command == "verify":
             text = verify(root)
+        elif args.command == "path":
+            text = path_of(root, args.key)
         elif args.command == "branch":
             text = deploy_branch(root, args.env)
         elif args.command == "commit-message":

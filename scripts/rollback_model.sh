@@ -25,11 +25,13 @@ if ! git diff --quiet || ! git diff --cached --quiet; then
   git status --short --untracked-files=no >&2
   exit 1
 fi
-if ! git cat-file -e "$sha:models/fraud_model.joblib" 2>/dev/null; then
-  echo "error: revision '$rev' ($sha) has no models/fraud_model.joblib" >&2
+model_file=$("$python" -m scripts.modelops path model.artifact)
+manifest_file=$("$python" -m scripts.modelops path model.manifest)
+if ! git cat-file -e "$sha:$model_file" 2>/dev/null; then
+  echo "error: revision '$rev' ($sha) has no $model_file" >&2
   exit 1
 fi
-manifest_env() { git show "$1:models/manifest.json" | "$python" -c 'import json,sys; print(json.load(sys.stdin).get("env"))'; }
+manifest_env() { git show "$1:$manifest_file" | "$python" -c 'import json,sys; print(json.load(sys.stdin).get("env"))'; }
 from_env=$(manifest_env "$sha")
 here_env=$(manifest_env HEAD 2>/dev/null || echo "$from_env")
 if [[ $from_env != "$here_env" ]]; then

@@ -98,8 +98,9 @@ def with_derived_time(frame: Any, source: str) -> Any:
 def model_scores(frame: Any, model: Path, manifest: Path, profile: dict) -> np.ndarray | None:
     """The served model's scores of full transactions (user history computed in the batch).
 
-    None when the frame lacks what the feature code needs (user_id, timestamp, device_id).
-    Refuses a model whose sha256 differs from the one the profile was built for.
+    None when the frame lacks a column the model's features need (the user, the time and the
+    model's own inputs). Refuses a model whose sha256 differs from the one the profile was
+    built for.
     """
     import pandas as pd
 
@@ -107,10 +108,11 @@ def model_scores(frame: Any, model: Path, manifest: Path, profile: dict) -> np.n
     from fraud.features.transform import transform
     from fraud.runtime.artifact import load_artifact
 
-    needed = ("user_id", schema.TIMESTAMP, schema.DEVICE_ID)
+    artifact, facts = load_artifact(model, manifest)
+    state = artifact.feature_state
+    needed = (schema.USER_ID, schema.TIMESTAMP, *state.record_fields, *state.inputs)
     if any(name not in frame for name in needed):
         return None
-    artifact, facts = load_artifact(model, manifest)
     expected = profile.get("model", {}).get("sha256")
     if facts.get("sha256") != expected:
         raise DriftError(
@@ -122,7 +124,6 @@ def model_scores(frame: Any, model: Path, manifest: Path, profile: dict) -> np.n
         frame = frame.assign(
             **{schema.TIMESTAMP: pd.to_datetime(frame[schema.TIMESTAMP], utc=True)}
         )
-    state = artifact.feature_state
     history = compute_history(frame, state.config.windows)
     return artifact.model.predict_proba(transform(pd.concat([frame, history], axis=1), state))
 

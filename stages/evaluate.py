@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics = evaluate(y, scores, artifact.threshold, train_cfg.threshold)
     k = eval_cfg.card_precision_k
     days = raw[schema.TIMESTAMP].dt.strftime("%Y-%m-%d").to_numpy()
-    cards = raw["user_id"].to_numpy()
+    cards = raw[schema.USER_ID].to_numpy()
     metrics[f"card_precision_at_{k}"], per_day = card_precision_at_k(cards, days, y, scores, k)
     if schema.FRAUD_PATTERN in raw:  # data that names how each fraud happened (synthetic)
         patterns = raw[schema.FRAUD_PATTERN].to_numpy()

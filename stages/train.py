@@ -2,7 +2,7 @@
 
 The candidate artifact (runtime + fitted feature state + threshold + metadata), its
 manifest and its drift reference profile (raw request fields of the train split, model scores
-on valid, tied to the artifact's sha256) go to the DVC cache; the evaluate stage gates them
+on valid, tied to the artifact's sha256) go to the DVC cache; the promote stage gates them
 before anything reaches models/.
 """
 

@@ -39,10 +39,16 @@ def read_external(
         raise ValueError(f"cannot read {source} file {path}: {exc}") from None
     except (OSError, ValueError) as exc:  # pyarrow: not a parquet file
         raise ValueError(f"cannot read {source} file {path}: {exc}") from None
-    missing = [f"data.columns.{ours}: no column {theirs!r} in the file" for ours, theirs in
-               columns.items() if theirs not in raw.columns]  # fmt: skip
-    if missing:
-        raise SchemaError([f"{path}: {problem}" for problem in missing])
+    problems = []
+    for ours, theirs in columns.items():
+        if theirs not in raw.columns:
+            problems.append(f"data.columns.{ours}: no column {theirs!r} in the file")
+        elif ours != theirs and ours in raw.columns:
+            problems.append(
+                f"data.columns.{ours}: the file has a column {ours!r} besides {theirs!r}"
+            )
+    if problems:
+        raise SchemaError([f"{path}: {problem}" for problem in problems])
     renamed = raw.rename(columns={theirs: ours for ours, theirs in columns.items()})
     known = {*schema.CANONICAL_COLUMNS, *KEPT_EXTRA}
     dropped = [str(name) for name in renamed.columns if name not in known]

@@ -7,7 +7,8 @@ on the training split, so nothing here restricts what a user's own data may cont
 
 from __future__ import annotations
 
-ID_COLUMNS: tuple[str, ...] = ("transaction_id", "user_id")
+TRANSACTION_ID = "transaction_id"
+USER_ID = "user_id"  # the card
 TIMESTAMP = "timestamp"
 AMOUNT = "amount"
 LABEL = "is_fraud"

@@ -10,24 +10,14 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fraud.data import schema
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-    #: What ``transform`` reads: a DataFrame, or a mapping of column name -> equal-length list.
-    Columns = pd.DataFrame | Mapping[str, Sequence[Any]]
-# pandas is imported inside the training-side functions only: a serving process that unpickles
-# a FeatureState and scores records never loads it (~80 MB per worker).
-
-
 _LABEL_RE = re.compile(r"^[A-Za-z0-9_]+$")
 UNKNOWN = "__unknown__"
-USER_ID = "user_id"
+USER_ID = schema.USER_ID
 
 #: Default history windows, label -> seconds (the conf/features default).
 DEFAULT_WINDOWS: dict[str, int] = {"1h": 3600, "24h": 86400, "7d": 604800}
@@ -79,10 +69,15 @@ def novelty_columns(inputs: Inputs = None) -> dict[str, str]:
     return {flag: raw for flag, raw in NOVELTY_COLUMNS.items() if raw in have}
 
 
+def categorical_inputs(inputs: Inputs = None) -> list[str]:
+    """The categorical columns among ``inputs``, in schema order."""
+    have = set(_inputs(inputs))
+    return [c for c in schema.CATEGORICAL_COLUMNS if c in have]
+
+
 def record_fields(inputs: Inputs = None) -> list[str]:
     """Raw fields every record / frame passed to ``transform`` must carry."""
-    categorical = [c for c in schema.CATEGORICAL_COLUMNS if c in _inputs(inputs)]
-    return [schema.AMOUNT, schema.HOUR, schema.DAY, *categorical]
+    return [schema.AMOUNT, schema.HOUR, schema.DAY, *categorical_inputs(inputs)]
 
 
 def _default_windows() -> dict[str, int]:
@@ -133,7 +128,7 @@ def history_defaults(windows: Mapping[str, int], inputs: Inputs = None) -> dict[
 def categorical_columns(inputs: Inputs = None) -> list[str]:
     """``<col>_code`` and ``<col>_fraud_rate`` for each categorical input, in feature order."""
     cols: list[str] = []
-    for col in record_fields(inputs)[3:]:
+    for col in categorical_inputs(inputs):
         cols += [f"{col}_code", f"{col}_fraud_rate"]
     return cols
 

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ from fraud.features.spec import (
     UNKNOWN,
     FeatureConfig,
     all_feature_names,
+    categorical_inputs,
     history_columns,
     history_defaults,
     present_inputs,
@@ -27,11 +27,8 @@ from fraud.features.spec import (
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    #: What ``transform`` reads: a DataFrame, or a mapping of column name -> equal-length list.
-    Columns = pd.DataFrame | Mapping[str, Sequence[Any]]
-# pandas is imported inside the training-side functions only: a serving process that unpickles
-# a FeatureState and scores records never loads it (~80 MB per worker).
+# pandas is imported inside fit_state only: a serving process that unpickles a FeatureState
+# and scores records never loads it (~80 MB per worker).
 
 
 @dataclass
@@ -82,7 +79,7 @@ class FeatureState:
     def _compile(self) -> None:
         """Precompute the per-record plan: dict lookups, defaults and kept positions."""
         self._lookups: list[tuple[str, dict[str, tuple[float, float]], tuple[float, float]]] = []
-        categorical = self.record_fields[3:]
+        categorical = categorical_inputs(self.inputs)
         for col in categorical:
             vocab = self.vocabularies[col]
             rates = self.category_fraud_rates[col]
@@ -117,7 +114,7 @@ def fit_state(df: pd.DataFrame, cfg: FeatureConfig) -> FeatureState:
 
     cfg.check()
     inputs = present_inputs(df.columns)
-    categorical = record_fields(inputs)[3:]
+    categorical = categorical_inputs(inputs)
     _require_columns(df, [schema.LABEL], "fit_state")
     if len(df) == 0:
         raise ValueError("fit_state: the training frame is empty")

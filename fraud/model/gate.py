@@ -1,7 +1,7 @@
 """The quality gate: minimum test metrics and no regression past tolerance against a baseline.
 
-A pure function of metrics and a typed config, so evaluate and promote share one definition of
-"passed".
+A pure function of metrics and a typed config: the promote stage's one definition of
+"passed", tested apart from any file.
 """
 
 from __future__ import annotations

@@ -235,7 +235,9 @@ def card_precision_at_k(
     CP@k of the day is the number of them with a fraudulent transaction that day, divided by
     ``k`` (as the handbook does: a day with fewer than ``k`` cards cannot reach 1). The result
     is the mean over the days, with the per-day values ``[{day, card_precision, cards}]`` for a
-    plot. Ties in score go to the smaller card id, so the value is deterministic.
+    plot. Ties in score go to the smaller card id, so the value is deterministic. Each day is
+    judged on its own: unlike the handbook's ``remove_detected_compromised_cards`` option, a
+    card caught on one day still counts on later days.
 
     Args:
         cards: card (user) id per transaction.

@@ -19,7 +19,6 @@ NUMERIC = "numeric"
 CATEGORICAL = "categorical"
 SCORE = "fraud_probability"
 VERDICTS = ("none", "drift", "insufficient_data")
-SEVERITIES = ("none", "moderate", "major")
 CORRECTIONS = ("holm", "bonferroni")
 
 

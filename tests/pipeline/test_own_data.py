@@ -74,6 +74,18 @@ def test_a_mapped_name_missing_from_the_file_is_named(tmp_path: Path) -> None:
     ]
 
 
+def test_a_mapping_onto_a_name_the_file_has_too_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "tx.csv"
+    frame = export(50)
+    frame["amount"] = 1.0
+    frame.to_csv(path, index=False)
+    with pytest.raises(SchemaError) as info:
+        read_external(path, "csv", FOREIGN)
+    assert info.value.errors == [
+        f"{path}: data.columns.amount: the file has a column 'amount' besides 'TX_AMOUNT'"
+    ]
+
+
 def test_missing_columns_and_bad_values_are_reported_together(tmp_path: Path) -> None:
     external = tmp_path / "external"
     external.mkdir()

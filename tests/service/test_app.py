@@ -651,7 +651,21 @@ def test_scoring_errors_have_the_body_of_flasks_errors(client: FlaskClient) -> N
     assert ours.headers["Content-Type"] == flask.headers["Content-Type"]
     assert set(ours.get_json()) == set(flask.get_json()) == {"error", "message"}
     assert ours.get_json()["error"] == flask.get_json()["error"] == "method_not_allowed"
-    assert ours.headers["Allow"] == "POST"
+    assert ours.headers["Allow"] == "OPTIONS, POST"
+    options = client.options("/predict")
+    assert options.status_code == 200
+    assert options.headers["Allow"] == "OPTIONS, POST"
+
+
+def test_a_non_ascii_content_length_is_a_400_not_a_500(app: Flask) -> None:
+    from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+    environ = EnvironBuilder(path="/predict", method="POST", data=b"{}").get_environ()
+    environ["CONTENT_TYPE"] = "application/json"
+    environ["CONTENT_LENGTH"] = "\u00b2"  # str.isdigit() is true for a superscript two
+    body, status, _ = run_wsgi_app(app.wsgi_app, environ)
+    assert status.startswith("400")
+    assert json.loads(b"".join(body))["error"] == "bad_request"
 
 
 def test_a_chunked_body_is_read_and_bounded(app: Flask) -> None:

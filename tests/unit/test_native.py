@@ -1,6 +1,6 @@
 """Building and loading the C tree kernel, and falling back to numpy when it cannot be had.
 
-Its numbers are tested in tests/unit/test_treeeval.py, where every test runs on both evaluators.
+Its numbers are tested in tests/unit/test_trees.py, where every test runs on both evaluators.
 """
 
 from __future__ import annotations

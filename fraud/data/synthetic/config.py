@@ -208,8 +208,6 @@ class DataConfig:
                     f"minutes), got {minutes}"
                 )
 
-    validate = check
-
     def renames(self) -> dict[str, str]:
         """canonical column -> the file's name, for the columns named otherwise in the file."""
         return {ours: theirs for ours, theirs in self.columns.items() if theirs is not None}
