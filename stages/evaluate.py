@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     scores = artifact.model.predict_proba(test[artifact.feature_names].to_numpy(dtype="float64"))
     metrics = evaluate(y, scores, artifact.threshold, train_cfg.threshold)
     k = eval_cfg.card_precision_k
-    days = raw[schema.TIMESTAMP].dt.strftime("%Y-%m-%d").to_numpy()
+    days = raw[schema.TIMESTAMP].to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
     cards = raw[schema.USER_ID].to_numpy()
     metrics[f"card_precision_at_{k}"], per_day = card_precision_at_k(cards, days, y, scores, k)
     if schema.FRAUD_PATTERN in raw:  # data that names how each fraud happened (synthetic)

@@ -241,7 +241,8 @@ def card_precision_at_k(
 
     Args:
         cards: card (user) id per transaction.
-        days: the transaction's day, any sortable value per row (e.g. a date string).
+        days: the transaction's day, any sortable value per row (a date string, or a
+            ``datetime64[D]``, which is faster).
         y_true, scores: labels 0/1 and scores per transaction.
         k: cards investigated per day, >= 1.
     """
@@ -250,8 +251,10 @@ def card_precision_at_k(
     y, s = _check_inputs(y_true, scores)
     if not len(cards) == len(days) == len(y):
         raise ValueError(f"{len(cards)} cards and {len(days)} days for {len(y)} scores")
+    import pandas as pd  # training-side only; its hash factorize is ~10x np.unique on strings
+
     day_values, day = np.unique(np.asarray(days), return_inverse=True)
-    card_values, card = np.unique(np.asarray(cards), return_inverse=True)
+    card, card_values = pd.factorize(np.asarray(cards, dtype=object), sort=True)
     pairs, pair = np.unique(day * len(card_values) + card, return_inverse=True)
     best = np.full(len(pairs), -np.inf)
     np.maximum.at(best, pair, s)
@@ -265,7 +268,7 @@ def card_precision_at_k(
     hits = np.bincount(pair_day[top], weights=fraud[top], minlength=len(day_values))
     n_cards = np.bincount(pair_day, minlength=len(day_values))
     per_day = [
-        {"day": str(d), "card_precision": _r(h / k), "cards": int(n)}
+        {"day": str(d)[:10], "card_precision": _r(h / k), "cards": int(n)}
         for d, h, n in zip(day_values.tolist(), hits.tolist(), n_cards.tolist(), strict=True)
     ]
     return _r(float(np.mean(hits / k))), per_day
