@@ -9,6 +9,7 @@ from __future__ import annotations
 
 TRANSACTION_ID = "transaction_id"
 USER_ID = "user_id"  # the card
+MERCHANT_ID = "merchant_id"  # the merchant or terminal
 TIMESTAMP = "timestamp"
 AMOUNT = "amount"
 LABEL = "is_fraud"
@@ -33,6 +34,7 @@ FEATURE_INPUTS: tuple[str, ...] = (*CATEGORICAL_COLUMNS, DEVICE_ID)
 CORE_COLUMNS: tuple[str, ...] = (
     "transaction_id",
     "user_id",
+    MERCHANT_ID,
     TIMESTAMP,
     AMOUNT,
     "merchant_category",
@@ -42,12 +44,10 @@ CORE_COLUMNS: tuple[str, ...] = (
     "location",
     LABEL,
 )
-#: Columns a table may carry beyond CORE_COLUMNS and keeps (the merchant/terminal id).
-OPTIONAL_COLUMNS: tuple[str, ...] = ("merchant_id",)
 #: Every column name a file may be mapped onto (``data.columns``).
-CANONICAL_COLUMNS: tuple[str, ...] = (*CORE_COLUMNS, *OPTIONAL_COLUMNS)
+CANONICAL_COLUMNS: tuple[str, ...] = CORE_COLUMNS
 #: Full column order of a generated / processed transactions table.
-COLUMNS: tuple[str, ...] = (*CORE_COLUMNS[:4], *CORE_COLUMNS[4:9], HOUR, DAY, LABEL)
+COLUMNS: tuple[str, ...] = (*CORE_COLUMNS[:-1], HOUR, DAY, LABEL)
 
 MERCHANT_CATEGORIES: tuple[str, ...] = (
     "grocery",

@@ -1,4 +1,5 @@
-"""Tests of the synthetic transaction generator: determinism, schema, fraud patterns, config."""
+"""Tests of the synthetic transaction generator: determinism, schema, merchants, fraud patterns,
+config."""
 
 from __future__ import annotations
 
@@ -40,6 +41,12 @@ def df(cfg: DataConfig) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def legit(df: pd.DataFrame) -> pd.DataFrame:
     return df[df[schema.LABEL] == 0]
+
+
+@pytest.fixture(scope="module")
+def big() -> pd.DataFrame:
+    """40,000 rows, 2,000 users (400 merchants), 30 days: enough for merchant statistics."""
+    return generate_transactions(small_config(n_transactions=40_000, n_users=2_000), SEED)
 
 
 def rows_of(df: pd.DataFrame, pattern: str) -> pd.DataFrame:
@@ -88,7 +95,13 @@ def test_columns_and_dtypes(df: pd.DataFrame) -> None:
     assert df[schema.AMOUNT].dtype == np.float64
     for col in (schema.HOUR, schema.DAY, schema.LABEL):
         assert df[col].dtype == np.int64, col
-    for col in ("transaction_id", "user_id", schema.DEVICE_ID, schema.FRAUD_PATTERN):
+    for col in (
+        "transaction_id",
+        "user_id",
+        schema.MERCHANT_ID,
+        schema.DEVICE_ID,
+        schema.FRAUD_PATTERN,
+    ):
         assert pd.api.types.is_string_dtype(df[col]), col
     for col in schema.CATEGORICAL_COLUMNS:
         assert pd.api.types.is_string_dtype(df[col]), col
@@ -148,6 +161,79 @@ def test_user_ids_and_devices_belong_to_one_user(cfg: DataConfig, df: pd.DataFra
     assert owner.notna().all()
     assert (("u_" + owner) == df["user_id"]).all()
     assert (df.groupby("device_id")["device_type"].nunique() == 1).all()
+
+
+def test_schema_has_merchant_id_after_user_id() -> None:
+    assert schema.COLUMNS[:3] == ("transaction_id", "user_id", schema.MERCHANT_ID)
+    assert set(schema.CANONICAL_COLUMNS) == {*schema.COLUMNS} - {schema.HOUR, schema.DAY}
+    assert schema.COLUMNS[-1] == schema.LABEL
+
+
+# --------------------------------------------------------------------------- merchants
+
+
+def test_every_row_has_a_merchant_of_its_category(cfg: DataConfig, df: pd.DataFrame) -> None:
+    assert df[schema.MERCHANT_ID].str.fullmatch(r"m_\d{6}").all()
+    assert df[schema.MERCHANT_ID].nunique() <= cfg.merchant_count() == N_USERS // 5
+    per_merchant = df.groupby(schema.MERCHANT_ID)["merchant_category"].nunique()
+    assert (per_merchant == 1).all()
+    # every category has merchants, and fraud rows use the same merchants as legit ones
+    assert df.groupby("merchant_category")[schema.MERCHANT_ID].nunique().min() >= 1
+    fraud = df[df[schema.LABEL] == 1]
+    assert fraud[schema.MERCHANT_ID].isin(set(df.loc[df[schema.LABEL] == 0, "merchant_id"])).all()
+
+
+@pytest.mark.parametrize(("n_users", "n_merchants", "expected"), [(300, None, 60), (5, None, 15),
+                         (300, 15, 15), (300, 1_000, 1_000)])  # fmt: skip
+def test_merchant_count_follows_users_or_the_knob(
+    n_users: int, n_merchants: int | None, expected: int
+) -> None:
+    cfg = small_config(n_users=n_users, n_merchants=n_merchants)
+    assert cfg.merchant_count() == expected
+    out = generate_transactions(cfg, SEED)
+    assert 0.5 * min(expected, 200) < out[schema.MERCHANT_ID].nunique() <= expected
+    assert (out.groupby(schema.MERCHANT_ID)["merchant_category"].nunique() == 1).all()
+
+
+def test_merchant_popularity_is_skewed_within_categories(big: pd.DataFrame) -> None:
+    traffic = big[schema.MERCHANT_ID].value_counts()
+    top = traffic.iloc[: len(traffic) // 10].sum() / len(big)
+    assert top > 0.4  # the busiest 10% of merchants: over 40% of the rows (uniform: 10%)
+    grocery = big[big["merchant_category"] == "grocery"][schema.MERCHANT_ID].value_counts()
+    assert len(grocery) >= 20
+    assert grocery.iloc[0] > 10 * grocery.median()
+
+
+def test_users_revisit_their_own_merchants(big: pd.DataFrame) -> None:
+    legit = big[big[schema.LABEL] == 0]
+    rng = np.random.default_rng(0)
+    # the null: the same rows with merchants shuffled within each category
+    shuffled = (
+        legit[schema.MERCHANT_ID]
+        .groupby(legit["merchant_category"])
+        .transform(lambda s: rng.permutation(s.to_numpy()))
+    )
+
+    def revisit(merchant: pd.Series) -> float:
+        per_user = merchant.groupby(legit["user_id"]).agg(["size", "nunique"])
+        heavy = per_user[per_user["size"] >= 20]
+        return float((1 - heavy["nunique"] / heavy["size"]).median())
+
+    assert revisit(legit[schema.MERCHANT_ID]) > 0.5
+    assert revisit(legit[schema.MERCHANT_ID]) > revisit(shuffled) + 0.15
+    # a user's busiest merchant takes a good share of their purchases
+    top_share = legit.groupby("user_id")[schema.MERCHANT_ID].agg(
+        lambda s: s.value_counts().iloc[0] / len(s)
+    )
+    assert top_share[legit.groupby("user_id").size() >= 20].median() > 0.15
+
+
+def test_card_testing_probes_hit_few_merchants(big: pd.DataFrame) -> None:
+    ct = rows_of(big, "card_testing")
+    probes = ct.groupby("device_id").head(-1)  # all but the cash-out of each burst
+    assert (probes.groupby("device_id")[schema.MERCHANT_ID].nunique() == 1).all()
+    per_category = probes.groupby("merchant_category")[schema.MERCHANT_ID].nunique()
+    assert (per_category <= 3).all()
 
 
 # --------------------------------------------------------------------------- legit realism
@@ -279,6 +365,69 @@ def test_high_risk_merchant_rows_in_high_risk_categories(df: pd.DataFrame) -> No
     assert hrm["merchant_category"].isin(schema.HIGH_RISK_MERCHANT_CATEGORIES).all()
 
 
+def _compromises(df: pd.DataFrame) -> pd.DataFrame:
+    """Per compromised merchant: its first and last compromised-merchant fraud row."""
+    cm = rows_of(df, "compromised_merchant")
+    return cm.groupby(schema.MERCHANT_ID)[schema.TIMESTAMP].agg(["min", "max", "size"])
+
+
+def _rows_within(df: pd.DataFrame, compromises: pd.DataFrame) -> pd.DataFrame:
+    at = df.join(compromises, on=schema.MERCHANT_ID, how="inner")
+    return at[at[schema.TIMESTAMP].between(at["min"], at["max"])]
+
+
+def test_compromised_merchant_fraud_is_few_merchants_within_their_period(
+    cfg: DataConfig, big: pd.DataFrame
+) -> None:
+    days_max = pd.Timedelta(days=cfg.patterns.compromised_merchant.days_max)
+    compromises = _compromises(big)
+    assert 1 <= len(compromises) <= 0.05 * big[schema.MERCHANT_ID].nunique()
+    assert (compromises["max"] - compromises["min"] < days_max).all()
+    short = small_config(n_transactions=40_000, n_users=2_000)
+    short.patterns.compromised_merchant.days_min = 2
+    short.patterns.compromised_merchant.days_max = 3
+    spans = _compromises(generate_transactions(short, SEED))
+    assert len(spans) > len(compromises)  # shorter compromises: more merchants for the rows
+    assert (spans["max"] - spans["min"] < pd.Timedelta(days=3)).all()
+
+
+def test_compromised_merchant_fraud_share_is_high_during_the_compromise(
+    big: pd.DataFrame,
+) -> None:
+    within = _rows_within(big, _compromises(big))
+    share = within[schema.LABEL].mean()
+    assert share > max(0.3, 15 * big[schema.LABEL].mean())
+    busiest = within.groupby(schema.MERCHANT_ID)[schema.LABEL].agg(["size", "mean"])
+    assert busiest.sort_values("size")["mean"].iloc[-1] > 0.3
+    # the same merchants outside their compromise: about the global rate
+    outside = big[big[schema.MERCHANT_ID].isin(within[schema.MERCHANT_ID])].drop(within.index)
+    assert outside[schema.LABEL].mean() < 0.1
+
+
+def test_compromised_merchant_rows_look_ordinary(big: pd.DataFrame) -> None:
+    """Own device, usual amount, daytime hours, a card used at that merchant just before."""
+    legit = big[big[schema.LABEL] == 0]
+    cm = rows_of(big, "compromised_merchant")
+    assert len(cm) >= 30
+    legit_devices = set(zip(legit["user_id"], legit["device_id"], strict=True))
+    own = [pair in legit_devices for pair in zip(cm["user_id"], cm["device_id"], strict=True)]
+    assert np.mean(own) == 1.0
+    usual = cm["user_id"].map(legit.groupby("user_id")[schema.AMOUNT].median())
+    assert 0.4 < (cm[schema.AMOUNT] / usual).median() < 2.5
+    assert cm[schema.HOUR].isin([0, 1, 2, 3, 4]).mean() < 0.15
+    first_visit = legit.groupby(["user_id", schema.MERCHANT_ID])[schema.TIMESTAMP].min()
+    before = pd.MultiIndex.from_frame(cm[["user_id", schema.MERCHANT_ID]])
+    visited = first_visit.reindex(before).to_numpy()
+    assert (visited < cm[schema.TIMESTAMP].to_numpy()).all()
+
+
+def test_compromised_merchants_several_at_scale() -> None:
+    out = generate_transactions(DataConfig(n_transactions=200_000, n_users=10_000), SEED)
+    compromises = _compromises(out)
+    assert 3 <= len(compromises) <= 0.01 * out[schema.MERCHANT_ID].nunique()
+    assert _rows_within(out, compromises)[schema.LABEL].mean() > 0.3
+
+
 # --------------------------------------------------------------------------- config
 
 
@@ -301,6 +450,8 @@ def _zero_all_weights(cfg: DataConfig) -> None:
 BAD_VALUES = [
     ("n_transactions", 0),
     ("n_users", 0),
+    ("n_merchants", 14),
+    ("n_merchants", 0),
     ("days", 0),
     ("fraud_rate", 0.0),
     ("fraud_rate", 0.5),
@@ -325,6 +476,13 @@ BAD_VALUES = [
     ("patterns.night_time.hours", [-1]),
     ("patterns.night_time.hours", []),
     ("patterns.high_risk_merchant.weight", -0.5),
+    ("patterns.compromised_merchant.weight", -0.1),
+    ("patterns.compromised_merchant.weight", float("nan")),
+    ("patterns.compromised_merchant.days_min", 0),
+    ("patterns.compromised_merchant.days_max", 13),
+    ("patterns.compromised_merchant.fraud_share", 0.0),
+    ("patterns.compromised_merchant.fraud_share", 0.95),
+    ("patterns.compromised_merchant.fraud_share", float("nan")),
 ]
 
 

@@ -18,6 +18,7 @@ def raw_frame(n: int = 6) -> pd.DataFrame:
         {
             "transaction_id": [f"t{i}" for i in range(n)],
             "user_id": ["u1", "u2"] * (n // 2),
+            "merchant_id": [f"m{i % 3}" for i in range(n)],
             "timestamp": [f"2026-03-0{1 + i // 2}T1{i}:30:00Z" for i in range(n)],
             "amount": [f"{10 + i}.5" for i in range(n)],
             "merchant_category": ["grocery"] * n,
@@ -94,7 +95,10 @@ def test_missing_columns_are_all_named() -> None:
 
 def test_only_the_required_columns_must_be_there() -> None:
     """Card data often has only ids, time, amount and label: the features follow it."""
-    optional = ["merchant_category", "transaction_type", "device_id", "device_type", "location"]
+    optional = [
+        "merchant_id", "merchant_category", "transaction_type", "device_id", "device_type",
+        "location",
+    ]  # fmt: skip
     clean = validate_transactions(raw_frame().drop(columns=optional))
     assert list(clean.columns) == [
         "transaction_id", "user_id", "timestamp", "amount", "hour_of_day", "day_of_week",

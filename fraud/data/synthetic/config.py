@@ -1,4 +1,4 @@
-"""The ``data`` config of the synthetic generator and its five fraud patterns (conf/data/)."""
+"""The ``data`` config of the synthetic generator and its six fraud patterns (conf/data/)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from fraud.data import schema
 
 SECONDS_PER_DAY = 86_400
 
-#: The injected fraud patterns, in the order they are generated (and their codes 1..5).
+#: The injected fraud patterns, in the order they are generated (and their codes 1..6).
 PATTERNS: tuple[str, ...] = (
     "account_takeover",
     "card_testing",
     "high_amount",
     "night_time",
     "high_risk_merchant",
+    "compromised_merchant",
 )
 
 
@@ -43,7 +44,7 @@ def _check_range(low: float, high: float, key_low: str, key_high: str, minimum: 
 class AccountTakeoverConfig:
     """A burst of purchases on a new device from a non-home city, at higher amounts."""
 
-    weight: float = 0.12
+    weight: float = 0.10
     burst_min: int = 3
     burst_max: int = 8
     burst_minutes: int = 60
@@ -61,7 +62,7 @@ class AccountTakeoverConfig:
 class CardTestingConfig:
     """Small probe charges within minutes on a new device, then one large charge."""
 
-    weight: float = 0.08
+    weight: float = 0.07
     probes_min: int = 3
     probes_max: int = 8
     probe_max_amount: float = 5.0
@@ -84,7 +85,7 @@ class CardTestingConfig:
 class HighAmountConfig:
     """One purchase at ``multiplier`` x the victim's typical spend, on their usual device."""
 
-    weight: float = 0.25
+    weight: float = 0.21
     multiplier_min: float = 3.0
     multiplier_max: float = 10.0
 
@@ -106,7 +107,7 @@ class HighAmountConfig:
 class NightTimeConfig:
     """One purchase at one of ``hours`` (UTC), at an elevated amount, often from elsewhere."""
 
-    weight: float = 0.25
+    weight: float = 0.21
     hours: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
 
     def check(self, prefix: str = "patterns.night_time") -> None:
@@ -123,11 +124,33 @@ class NightTimeConfig:
 class HighRiskMerchantConfig:
     """One purchase in a high-risk merchant category at an elevated amount."""
 
-    weight: float = 0.25
+    weight: float = 0.21
 
     def check(self, prefix: str = "patterns.high_risk_merchant") -> None:
         """Raise ValueError naming the field when a value is nonsense."""
         _check_weight(self.weight, f"{prefix}.weight")
+
+
+@dataclass
+class CompromisedMerchantConfig:
+    """A merchant (terminal) compromised for a while: during it, ``fraud_share`` of its
+    transactions are fraudulent charges on cards used there, ordinary in amount, hour and
+    device, so only the merchant's own (label-delayed) history gives them away. Longer than
+    the label delay, so a delayed merchant risk feature sees the compromise while it lasts."""
+
+    weight: float = 0.15
+    days_min: int = 14
+    days_max: int = 28
+    fraud_share: float = 0.5
+
+    def check(self, prefix: str = "patterns.compromised_merchant") -> None:
+        """Raise ValueError naming the field when a value is nonsense."""
+        _check_weight(self.weight, f"{prefix}.weight")
+        _check_range(self.days_min, self.days_max, f"{prefix}.days_min", f"{prefix}.days_max", 1)
+        if not 0.01 <= self.fraud_share <= 0.9:
+            raise ValueError(
+                f"{prefix}.fraud_share must be in [0.01, 0.9], got {self.fraud_share}"
+            )
 
 
 @dataclass
@@ -139,6 +162,9 @@ class PatternsConfig:
     high_amount: HighAmountConfig = field(default_factory=HighAmountConfig)
     night_time: NightTimeConfig = field(default_factory=NightTimeConfig)
     high_risk_merchant: HighRiskMerchantConfig = field(default_factory=HighRiskMerchantConfig)
+    compromised_merchant: CompromisedMerchantConfig = field(
+        default_factory=CompromisedMerchantConfig
+    )
 
     def configs(self) -> list[tuple[str, float]]:
         """(pattern name, weight) in generation order."""
@@ -168,6 +194,8 @@ class DataConfig:
     )
     n_transactions: int = 100_000
     n_users: int = 5_000
+    #: merchants (terminals), each in one category; None: n_users / 5 (at least one per category)
+    n_merchants: int | None = None
     start: str = "2026-01-01"
     days: int = 90
     fraud_rate: float = 0.015
@@ -190,6 +218,12 @@ class DataConfig:
             raise ValueError(f"columns maps two columns onto one file column: {names}")
         _check_at_least(self.n_transactions, "n_transactions", 1)
         _check_at_least(self.n_users, "n_users", 1)
+        n_categories = len(schema.MERCHANT_CATEGORIES)
+        if self.n_merchants is not None and not self.n_merchants >= n_categories:
+            raise ValueError(
+                f"n_merchants must be >= {n_categories} (one per merchant category), "
+                f"got {self.n_merchants}"
+            )
         _check_at_least(self.days, "days", 1)
         if not 0 < self.fraud_rate < 0.5:
             raise ValueError(f"fraud_rate must be in (0, 0.5), got {self.fraud_rate}")
@@ -207,6 +241,12 @@ class DataConfig:
                     f"patterns.{name}.burst_minutes must be shorter than days ({span_minutes} "
                     f"minutes), got {minutes}"
                 )
+
+    def merchant_count(self) -> int:
+        """``n_merchants``, or n_users / 5 when unset (at least one merchant per category)."""
+        if self.n_merchants is not None:
+            return self.n_merchants
+        return max(self.n_users // 5, len(schema.MERCHANT_CATEGORIES))
 
     def renames(self) -> dict[str, str]:
         """canonical column -> the file's name, for the columns named otherwise in the file."""

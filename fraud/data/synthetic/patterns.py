@@ -1,4 +1,5 @@
-"""The five injected fraud patterns and the plan of how many events of each."""
+"""Five of the injected fraud patterns (``merchants`` has the sixth) and the plan of how many
+events of each."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from fraud.data.synthetic.config import (
     HighRiskMerchantConfig,
     NightTimeConfig,
 )
+from fraud.data.synthetic.merchants import _Merchants
 from fraud.data.synthetic.profiles import (
     _ATO_CATS,
     _CASHOUT_CATS,
@@ -59,6 +61,7 @@ class _Victims:
     two), so victims have history and fraud is spread over time like legit activity."""
 
     users: _Users
+    merchants: _Merchants
     user: np.ndarray  # legit rows' users, grouped by user ...
     sec: np.ndarray  # ... in time order within each user
     next_sec: np.ndarray  # the same user's next legit purchase (or the end of the data)
@@ -66,7 +69,9 @@ class _Victims:
     days: int
 
     @classmethod
-    def from_legit(cls, users: _Users, legit: dict[str, np.ndarray], days: int) -> _Victims:
+    def from_legit(
+        cls, users: _Users, merchants: _Merchants, legit: dict[str, np.ndarray], days: int
+    ) -> _Victims:
         """Eligible anchors: a user's third and later purchases, weighted per day so that
         fraud is as frequent early in the data as late (early days have fewer of them)."""
         user, sec = legit["user"], legit["sec"]
@@ -83,7 +88,7 @@ class _Victims:
             np.bincount(day, minlength=days), 1
         )
         weight = np.where(ok, 1.0 / np.maximum(share[day], 1e-12), 0.0)
-        return cls(users, user, sec, next_sec, _cdf(weight), days)
+        return cls(users, merchants, user, sec, next_sec, _cdf(weight), days)
 
     def draw(self, rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
         """(victim, anchor time): a while after one of the victim's purchases, before the next
@@ -135,13 +140,15 @@ def _account_takeover(
         device_type=device_type[event],
         loc=loc[event],
         pattern=np.full(n, 1 + PATTERNS.index("account_takeover")),
+        merchant=v.merchants.draw(rng, cat),
     )
 
 
 def _card_testing(
     rng: np.random.Generator, v: _Victims, cfg: CardTestingConfig, probes: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Small probes within minutes on a fresh device, then one large cash-out purchase."""
+    """Small probes within minutes on a fresh device at one probe-friendly merchant, then one
+    large cash-out purchase."""
     m = len(probes)
     victim, anchor = v.draw(rng, m)
     duration = cfg.burst_minutes * 60
@@ -151,6 +158,7 @@ def _card_testing(
     home = v.users.home[victim]
     loc = np.where(rng.random(m) < 0.4, _other_location(rng, home), home)
     probe_cat = _choice(rng, _PROBE_CATS, m)
+    probe_merchant = v.merchants.probe[probe_cat, rng.integers(0, v.merchants.probe.shape[1], m)]
     sizes = probes + 1
     event, offset = _sorted_offsets(rng, sizes, duration)
     n = len(event)
@@ -164,6 +172,7 @@ def _card_testing(
         v.users.spend[user] * rng.uniform(2.0, 6.0, n), pmax * rng.uniform(4, 20, n)
     )
     amount = np.where(is_last, np.round(large, 2), probe)
+    merchant = np.where(is_last, v.merchants.draw(rng, cat), probe_merchant[event])
     return _rows(
         user=user,
         sec=t0[event] + offset,
@@ -174,6 +183,7 @@ def _card_testing(
         device_type=device_type[event],
         loc=loc[event],
         pattern=np.full(n, 1 + PATTERNS.index("card_testing")),
+        merchant=merchant,
     )
 
 
@@ -184,6 +194,7 @@ def _single(
     sec: np.ndarray,
     victim: np.ndarray,
     cat: np.ndarray,
+    merchant: np.ndarray,
     amount: np.ndarray,
     p_new_device: float,
     p_away: float,
@@ -210,6 +221,7 @@ def _single(
         device_type=device_type,
         loc=loc,
         pattern=np.full(m, 1 + PATTERNS.index(name)),
+        merchant=merchant,
     )
 
 
@@ -221,8 +233,9 @@ def _high_amount(
     sec = v.at_hours(rng, anchor, _HOUR_CDF[0])
     favourite = v.users.favourites[victim, rng.integers(0, _N_FAVOURITES, m)]
     cat = np.where(rng.random(m) < 0.5, favourite, _choice(rng, _SPLURGE_CATS, m))
+    merchant = v.merchants.for_users(rng, v.users, victim, cat)
     amount = v.users.spend[victim] * rng.uniform(cfg.multiplier_min, cfg.multiplier_max, m)
-    return _single(rng, v, "high_amount", sec, victim, cat, amount, 0.0, 0.1)
+    return _single(rng, v, "high_amount", sec, victim, cat, merchant, amount, 0.0, 0.1)
 
 
 def _night_time(
@@ -235,13 +248,14 @@ def _night_time(
     sec = v.at_hours(rng, anchor, _cdf(hours))
     cat = _pick(rng, _CAT_CDF, m)
     amount = v.users.spend[victim] * _CAT_AMOUNT[cat] * rng.uniform(0.8, 2.5, m)
-    return _single(rng, v, "night_time", sec, victim, cat, amount, 0.2, 0.35)
+    merchant = v.merchants.draw(rng, cat)
+    return _single(rng, v, "night_time", sec, victim, cat, merchant, amount, 0.2, 0.35)
 
 
 def _high_risk_merchant(
     rng: np.random.Generator, v: _Victims, cfg: HighRiskMerchantConfig, m: int
 ) -> dict[str, np.ndarray]:
-    """A purchase in a high-risk category at an elevated amount, at any hour."""
+    """A purchase at a merchant of a high-risk category at an elevated amount, at any hour."""
     victim, anchor = v.draw(rng, m)
     any_hour = rng.random(m) < 0.5
     sec = np.where(
@@ -249,7 +263,8 @@ def _high_risk_merchant(
     )
     cat = _choice(rng, _RISKY_CATS, m)
     amount = v.users.spend[victim] * _CAT_AMOUNT[cat] * rng.uniform(0.8, 2.5, m)
-    return _single(rng, v, "high_risk_merchant", sec, victim, cat, amount, 0.15, 0.2)
+    merchant = v.merchants.draw(rng, cat)
+    return _single(rng, v, "high_risk_merchant", sec, victim, cat, merchant, amount, 0.15, 0.2)
 
 
 def _plan(rng: np.random.Generator, cfg: DataConfig) -> tuple[dict[str, np.ndarray], int]:
