@@ -103,7 +103,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["fraud"] = ServiceState(
         scorer=scorer,
         validate=TransactionValidator(
-            transaction_fields(state.history_columns, categorical_inputs(state.inputs))
+            transaction_fields(state.history_groups, categorical_inputs(state.inputs))
         ),
         metrics=Metrics(),
         manifest=manifest,

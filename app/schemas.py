@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fraud.data import schema
+from fraud.features.spec import is_count_column
 
 #: Largest amount accepted (a guard against absurd values, not a business rule).
 MAX_AMOUNT = 1e9
@@ -37,7 +38,7 @@ class FieldSpec:
     exclusive_minimum: bool = False
     max_length: int = MAX_STRING
     example: Any = None
-    history: bool = False  # a user-history feature the model reads
+    history: str = ""  # the entity (user, merchant, device) of a history field the model reads
 
     def openapi(self) -> dict[str, Any]:
         """This field as an OpenAPI 3.0 schema object."""
@@ -69,41 +70,52 @@ _HISTORY_EXAMPLES = {
     "user_transaction_count": 42,
     "user_avg_amount": 80.0,
     "user_std_amount": 35.0,
-    "seconds_since_last_transaction": 7200.0,
+    "seconds_since_last_transaction": 1800.0,  # consistent with 2 transactions in the last hour
+}
+#: History column kind (the part after the entity prefix) -> how to describe it.
+_WINDOW_KINDS = {
+    "txn_count": "transactions of this {entity} in the {window} before this one",
+    "amount_sum": "amount of this {entity}'s transactions in the {window} before this one",
+    "labelled_count": "transactions of this {entity} in the {window} before the label delay "
+    "(their labels are known)",
+    "fraud_count": "of those labelled transactions, how many were fraud",
 }
 
 
-def _history_spec(name: str) -> FieldSpec:
-    """The spec of a user-history field, from its name."""
+def _history_spec(name: str, entity: str) -> FieldSpec:
+    """The spec of a history field of ``entity``, from its name."""
     if name.startswith("is_new_"):
         what = name.removeprefix("is_new_").replace("_", " ")
         return FieldSpec(
-            FLAG, f"1 when this user has not used this {what} before", example=0, history=True
+            FLAG, f"1 when this user has not used this {what} before", example=0, history=entity
         )
-    if name == "user_transaction_count" or name.startswith("user_txn_count_"):
+    description = f"{entity.capitalize()} history: {name}"
+    for kind, text in _WINDOW_KINDS.items():
+        head, sep, window = name.removeprefix(f"{entity}_").rpartition("_")
+        if sep and head == kind:
+            description += " (" + text.format(entity=entity, window=window) + ")"
+            break
+    if is_count_column(name):
+        example = 0 if "_fraud_count_" in name else _HISTORY_EXAMPLES.get(name, 2)
         return FieldSpec(
-            INTEGER,
-            f"User history: {name} (prior transactions)",
-            minimum=0,
-            maximum=MAX_HISTORY,
-            example=_HISTORY_EXAMPLES.get(name, 2),
-            history=True,
+            INTEGER, description, minimum=0, maximum=MAX_HISTORY, example=example, history=entity
         )
     return FieldSpec(
         NUMBER,
-        f"User history: {name}",
+        description,
         minimum=0,
         maximum=MAX_HISTORY,
         example=_HISTORY_EXAMPLES.get(name, 160.0),
-        history=True,
+        history=entity,
     )
 
 
 def transaction_fields(
-    history_columns: Iterable[str], categorical: Iterable[str] = schema.CATEGORICAL_COLUMNS
+    history: Mapping[str, Iterable[str]], categorical: Iterable[str] = schema.CATEGORICAL_COLUMNS
 ) -> dict[str, FieldSpec]:
     """Field specs of one transaction: the categorical fields the model was trained with (a
-    model trained without ``device_type`` does not ask for it) and its history fields."""
+    model trained without ``device_type`` does not ask for it) and the history fields of each
+    entity (``history``: entity -> its history columns)."""
     fields: dict[str, FieldSpec] = {
         schema.AMOUNT: FieldSpec(
             NUMBER,
@@ -151,8 +163,9 @@ def transaction_fields(
     }
     for name in set(schema.CATEGORICAL_COLUMNS) - set(categorical):
         del fields[name]
-    for name in history_columns:
-        fields[name] = _history_spec(name)
+    for entity, names in history.items():
+        for name in names:
+            fields[name] = _history_spec(name, entity)
     return fields
 
 

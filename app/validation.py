@@ -215,8 +215,13 @@ class TransactionValidator:
         self._fast = {name: rule.fast for name, rule in self.rules.items()}
         self._position = {name: i for i, name in enumerate(self.fields)}
         self._required = [name for name, spec in self.fields.items() if spec.required]
-        self._history = [name for name, spec in self.fields.items() if spec.history]
-        self._required_set, self._history_set = set(self._required), set(self._history)
+        self._required_set = set(self._required)
+        #: entity -> its history fields, in field order
+        self._history: dict[str, list[str]] = {}
+        for name, spec in self.fields.items():
+            if spec.history:
+                self._history.setdefault(spec.history, []).append(name)
+        self._history_sets = [(e, names, set(names)) for e, names in self._history.items()]
 
     def __call__(self, payload: Any) -> Validated:
         """Validate one transaction object.
@@ -258,14 +263,15 @@ class TransactionValidator:
         return record, warnings, errors
 
     def _shape_warnings(self, present: KeysView[str], unknown: list[str]) -> list[str]:
-        """Warnings about which fields were sent: partial user history, unknown fields."""
+        """Warnings about which fields were sent: an entity's partial history, unknown fields."""
         warnings = []
-        if not (present >= self._history_set or present.isdisjoint(self._history_set)):
-            absent = [name for name in self._history if name not in present]
-            warnings.append(
-                f"partial user history: {', '.join(absent)} absent, each taken as for a user "
-                "with no history; send every history field, or none"
-            )
+        for entity, names, name_set in self._history_sets:
+            if not (present >= name_set or present.isdisjoint(name_set)):
+                absent = [name for name in names if name not in present]
+                warnings.append(
+                    f"partial {entity} history: {', '.join(absent)} absent, each taken as for "
+                    f"a {entity} with no history; send every {entity} history field, or none"
+                )
         if unknown:
             listed = [name[:40] for name in unknown[:MAX_LISTED_UNKNOWN]]
             more = f" (+{len(unknown) - len(listed)} more)" if len(unknown) > len(listed) else ""

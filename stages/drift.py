@@ -124,7 +124,7 @@ def model_scores(frame: Any, model: Path, manifest: Path, profile: dict) -> np.n
         frame = frame.assign(
             **{schema.TIMESTAMP: pd.to_datetime(frame[schema.TIMESTAMP], utc=True)}
         )
-    history = compute_history(frame, state.config.windows)
+    history = compute_history(frame, state.config)
     return artifact.model.predict_proba(transform(pd.concat([frame, history], axis=1), state))
 
 

@@ -1,8 +1,9 @@
 """Stage evaluate: the candidate's out-of-time test metrics and the DVC plot data.
 
 Ranking metrics on the test features, Card Precision@k per test day (cards and days from the
-test split's raw rows, in the same order) and, where the data names each fraud's pattern (the
-generator does), the recall at the threshold per pattern. It measures and writes; the gate
+test split's raw rows, in the same order), the behavioural checks (fraud/model/behaviour.py)
+and, where the data names each fraud's pattern (the generator does), the recall at the
+threshold per pattern. It measures and writes; the gate
 and promotion are the promote stage's (stages/promote.py).
 """
 
@@ -13,6 +14,7 @@ import pandas as pd
 from fraud.config import load_params, parse_checked
 from fraud.data import schema
 from fraud.files import atomic_write_bytes
+from fraud.model.behaviour import run_checks
 from fraud.model.metrics import (
     LABELS,
     EvaluateConfig,
@@ -47,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     y = test[schema.LABEL].to_numpy(dtype="int64")
     if len(raw) != len(y) or not (raw[schema.LABEL].to_numpy() == y).all():
         raise ValueError(f"{args.test_raw} does not hold the rows of {args.test}")
-    scores = artifact.model.predict_proba(test[artifact.feature_names].to_numpy(dtype="float64"))
+    x = test[artifact.feature_names].to_numpy(dtype="float64")
+    scores = artifact.model.predict_proba(x)
     metrics = evaluate(y, scores, artifact.threshold, train_cfg.threshold)
     k = eval_cfg.card_precision_k
     days = raw[schema.TIMESTAMP].to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
@@ -56,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     if schema.FRAUD_PATTERN in raw:  # data that names how each fraud happened (synthetic)
         patterns = raw[schema.FRAUD_PATTERN].to_numpy()
         metrics["recall_by_pattern"] = recall_by_group(patterns, y, scores, artifact.threshold)
+    metrics["behaviour"] = run_checks(
+        x, artifact.feature_state, artifact.model.predict_proba, eval_cfg.behaviour
+    )
     write_json(metrics, args.metrics)
     write_json(per_day, args.plots / "card_precision.json")
 

@@ -17,14 +17,14 @@ from fraud.data.split import PARTS
 from fraud.features.history import compute_history
 from fraud.features.spec import FeatureConfig
 from fraud.features.state import FeatureState, fit_state
-from fraud.features.transform import transform
+from fraud.features.transform import transform_columns
 from stages.common import (
     parser,
     read_parquet,
     run,
+    write_columns,
     write_joblib,
     write_json,
-    write_matrix,
 )
 
 SPLITS = ("train", "valid", "test")
@@ -32,20 +32,23 @@ SPLITS = ("train", "valid", "test")
 
 def featurize(
     splits: dict[str, pd.DataFrame], cfg: FeatureConfig
-) -> tuple[FeatureState, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """Return the fitted state and, per split, its feature matrix and label vector.
+) -> tuple[FeatureState, dict[str, tuple[list[np.ndarray], np.ndarray]]]:
+    """Return the fitted state and, per split, its feature columns and label vector.
 
     ``splits`` holds ``PARTS`` (fraud.data.split); its ``history`` rows only feed the others'
     history features.
     """
     full = pd.concat([splits[name] for name in PARTS], ignore_index=True)
-    history = compute_history(full, cfg.windows)
+    history = compute_history(full, cfg)
     full = pd.concat([full, history], axis=1)
     bounds = np.cumsum([0, *(len(splits[name]) for name in PARTS)])
     parts = {name: full.iloc[bounds[i] : bounds[i + 1]] for i, name in enumerate(PARTS)}
     state = fit_state(parts["train"], cfg)
     return state, {
-        name: (transform(parts[name], state), parts[name][schema.LABEL].to_numpy(dtype="int64"))
+        name: (
+            transform_columns(parts[name], state),
+            parts[name][schema.LABEL].to_numpy(dtype="int64"),
+        )
         for name in SPLITS
     }
 
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     splits = {name: read_parquet(getattr(args, f"{name}_in")) for name in PARTS}
     state, matrices = featurize(splits, cfg)
     for name, (x, y) in matrices.items():
-        write_matrix(x, state.feature_names, {schema.LABEL: y}, getattr(args, f"{name}_out"))
+        write_columns(x, state.feature_names, {schema.LABEL: y}, getattr(args, f"{name}_out"))
     write_joblib(state, args.state)
     write_json(
         {

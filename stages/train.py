@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     x_valid, y_valid = xy(read_parquet(args.valid), state.feature_names)
 
     model, fit_info = fit_model(
-        x_train, y_train, x_valid, y_valid, model_cfg, train_cfg, base.seed
+        x_train, y_train, x_valid, y_valid, model_cfg, train_cfg, base.seed, state.feature_names
     )
     valid_scores = model.predict_proba(x_valid)
     threshold = choose_threshold(y_valid, valid_scores, train_cfg.threshold)

@@ -29,7 +29,9 @@ DAY = "day_of_week"  # Monday = 0 ... Sunday = 6, as pandas' Timestamp.dayofweek
 #: Columns every transactions table must have (most card data has these and little else).
 REQUIRED_COLUMNS: tuple[str, ...] = ("transaction_id", "user_id", TIMESTAMP, AMOUNT, LABEL)
 #: Columns the features use when a table has them (the feature set follows what is there).
-FEATURE_INPUTS: tuple[str, ...] = (*CATEGORICAL_COLUMNS, DEVICE_ID)
+FEATURE_INPUTS: tuple[str, ...] = (*CATEGORICAL_COLUMNS, DEVICE_ID, MERCHANT_ID)
+#: Id columns that may carry point-in-time history (``features.entities``).
+ENTITY_COLUMNS: tuple[str, ...] = (USER_ID, MERCHANT_ID, DEVICE_ID)
 #: Every column a generated table has, in order (hour/day are derived from the timestamp).
 CORE_COLUMNS: tuple[str, ...] = (
     "transaction_id",

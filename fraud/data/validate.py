@@ -12,7 +12,13 @@ import pandas as pd
 from fraud.data import schema
 
 _LABEL_VALUES = {"0": 0, "1": 1, "false": 0, "true": 1, "0.0": 0, "1.0": 1}
-_STRING_COLUMNS = ("transaction_id", "user_id", schema.DEVICE_ID, *schema.CATEGORICAL_COLUMNS)
+_STRING_COLUMNS = (
+    "transaction_id",
+    "user_id",
+    schema.MERCHANT_ID,
+    schema.DEVICE_ID,
+    *schema.CATEGORICAL_COLUMNS,
+)
 
 
 class SchemaError(ValueError):

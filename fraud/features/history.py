@@ -1,13 +1,15 @@
-"""Point-in-time user history, vectorised: each transaction sees only the user's past.
+"""Point-in-time entity history, vectorised: each transaction sees only its entities' past.
 
-``compute_history`` derives each transaction's user-history columns from that user's
-transactions strictly before it (same-timestamp transactions do not see each other): one sort
-by (user, time), segmented prefix sums, ``searchsorted`` windows.
+``compute_history`` derives each transaction's history columns from the transactions of the
+same entity (card, merchant, device) strictly before it (same-timestamp transactions do not see
+each other): per entity one sort by (entity, time), segmented prefix sums, ``searchsorted``
+windows. Label-delayed risk counts only see transactions older than the label delay.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,10 +17,13 @@ import numpy as np
 from fraud.data import schema
 from fraud.features.spec import (
     USER_ID,
-    _sorted_windows,
-    history_columns,
+    EntityConfig,
+    FeatureConfig,
+    entity_prefix,
+    is_count_column,
     novelty_columns,
     present_inputs,
+    sorted_windows,
 )
 
 if TYPE_CHECKING:
@@ -32,6 +37,7 @@ if TYPE_CHECKING:
 
 _NANOS_PER_UNIT: dict[str, int] = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 _MAX_KEY = 2**62
+_DAY_MS = 86_400_000
 
 
 def _require_columns(df: Columns, columns: Iterable[str], what: str) -> None:
@@ -60,7 +66,7 @@ def _segmented_inclusive_cumsum(values: np.ndarray, pos: np.ndarray) -> np.ndarr
     """Per-block inclusive prefix sums of ``values`` (k, n); ``pos`` = index within block.
 
     A log-step (Hillis-Steele) scan: each row's sum depends only on its own block's earlier
-    rows, so other users' rows (or later rows) can never change it, not even by rounding.
+    rows, so other entities' rows (or later rows) can never change it, not even by rounding.
     """
     out = values.copy()
     max_pos = int(pos.max()) if pos.size else 0
@@ -72,60 +78,164 @@ def _segmented_inclusive_cumsum(values: np.ndarray, pos: np.ndarray) -> np.ndarr
     return out
 
 
-def compute_history(df: pd.DataFrame, windows: Mapping[str, int]) -> pd.DataFrame:
-    """Point-in-time user-history columns for every row of ``df``, aligned to its index.
+@dataclass
+class _Blocks:
+    """Rows sorted by (entity, time, amount), in blocks of one entity."""
 
-    Each row sees only the same user's transactions with a strictly earlier timestamp (at
-    millisecond resolution). Pass the full dataset (all splits) so later splits see earlier
-    history. Columns: ``history_columns(windows, inputs)`` for the feature inputs ``df`` has
-    (a novelty flag only where its raw column is there).
+    order: np.ndarray  # sorted position -> original row
+    key: np.ndarray  # entity * stride + time (ms), sorted
+    t: np.ndarray  # time (ms), sorted
+    entity: np.ndarray  # entity code, sorted
+    start: np.ndarray  # first position of the row's block
+    pos: np.ndarray  # position within the block
+    end: np.ndarray  # first position of the row's (entity, time) tie group
+    _found: dict[int, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls, entity: np.ndarray, t: np.ndarray, amount: np.ndarray, name: str, time_sorted: bool
+    ) -> _Blocks:
+        """Blocks of the entity codes ``entity``; ``time_sorted``: ``t`` is non-decreasing."""
+        stride = int(t.max()) + 1
+        if (int(entity.max()) + 1) * stride >= _MAX_KEY:
+            raise ValueError(f"compute_history: too many {name} values x time span for int64")
+        key = entity * stride + t
+        order = _sort_order(key, amount, entity if time_sorted else None)
+        key_s = key[order]
+        entity_s = key_s // stride
+        n = len(key)
+        first = np.empty(n, dtype=bool)
+        first[0] = True
+        np.not_equal(entity_s[1:], entity_s[:-1], out=first[1:])
+        start = np.flatnonzero(first)[np.cumsum(first) - 1]
+        rows = np.arange(n, dtype=np.int64)
+        first_of_tie = np.empty(n, dtype=bool)
+        first_of_tie[0] = True
+        np.not_equal(key_s[1:], key_s[:-1], out=first_of_tie[1:])
+        end = np.maximum.accumulate(np.where(first_of_tie, rows, 0))
+        return cls(order, key_s, key_s - entity_s * stride, entity_s, start, rows - start, end)
+
+    def exclusive_sums(self, values: np.ndarray) -> np.ndarray:
+        """Per-block sums of ``values`` (k, n; sorted) over the rows before each position."""
+        inclusive = _segmented_inclusive_cumsum(values, self.pos)
+        exclusive = np.zeros_like(inclusive)
+        exclusive[:, 1:] = np.where(self.pos[1:] > 0, inclusive[:, :-1], 0.0)
+        return exclusive
+
+    def first_at_or_after(self, back_ms: int) -> np.ndarray:
+        """Per row, the first position of its block at time >= its time - ``back_ms`` (each
+        distinct ``back_ms`` searched once: a 7-day window and a 7-day label delay share it)."""
+        found = self._found.get(back_ms)
+        if found is None:
+            found = np.searchsorted(self.key, self.key - back_ms, side="left")
+            found = self._found[back_ms] = np.maximum(found, self.start, out=found)
+        return found
+
+
+def compute_history(df: pd.DataFrame, cfg: FeatureConfig) -> pd.DataFrame:
+    """Point-in-time history columns of every declared entity for every row of ``df``.
+
+    Each row sees only its entities' transactions with a strictly earlier timestamp (at
+    millisecond resolution); risk counts see only those older than ``cfg.label_delay_days``
+    (labels come from ``is_fraud``; without that column no label is known). Pass the full
+    dataset (all splits) so later splits see earlier history. Columns:
+    ``cfg.history_columns(inputs)`` for the feature inputs ``df`` has, aligned to its index.
     """
     import pandas as pd
 
-    wins = _sorted_windows(windows)
     inputs = present_inputs(df.columns)
-    columns = history_columns(windows, inputs)
+    columns = cfg.history_columns(inputs)
     _require_columns(df, [USER_ID, schema.TIMESTAMP, schema.AMOUNT], "compute_history")
     n = len(df)
     if n == 0:
-        return pd.DataFrame(
-            {c: pd.Series(dtype=_history_dtype(c)) for c in columns}, index=df.index
-        )
+        dtypes = {c: "int64" if is_count_column(c) else "float64" for c in columns}
+        return pd.DataFrame({c: pd.Series(dtype=d) for c, d in dtypes.items()}, index=df.index)
 
-    user, _ = pd.factorize(df[USER_ID], use_na_sentinel=False)
-    user = user.astype(np.int64, copy=False)
     t = _timestamps_ms(df[schema.TIMESTAMP])
     t = t - t.min()
-    stride = int(t.max()) + 1
-    if (int(user.max()) + 1) * stride >= _MAX_KEY:
-        raise ValueError("compute_history: too many users x time span for int64 keys")
-    key = user * stride + t
     amount = df[schema.AMOUNT].to_numpy(dtype=np.float64)
+    label = df[schema.LABEL].to_numpy(dtype=np.int64) if schema.LABEL in df.columns else None
+    delay_ms = int(cfg.label_delay_days) * _DAY_MS
+    time_sorted = bool((t[1:] >= t[:-1]).all())
+    codes = _Codes(df)
+    result: dict[str, np.ndarray] = {}
+    for column, entity in cfg.entities_of(inputs):
+        blocks = _Blocks.build(codes(column)[0], t, amount, column, time_sorted)
+        if column == USER_ID:
+            sorted_cols = _user_columns(blocks, amount, entity, codes, inputs)
+        else:
+            sorted_cols = _window_columns(blocks, amount[blocks.order], entity, column)
+        y = None if label is None else label[blocks.order]
+        sorted_cols |= _risk_columns(blocks, y, entity, column, delay_ms)
+        for name, values in sorted_cols.items():
+            out = np.empty(n, dtype=values.dtype)
+            out[blocks.order] = values
+            result[name] = out
+    return pd.DataFrame({name: result[name] for name in columns}, index=df.index, copy=False)
 
-    order = _sort_order(key, amount)
-    key_s, x = key[order], amount[order]
-    user_s = key_s // stride
-    t_s = key_s - user_s * stride
-    first_in_block = np.empty(n, dtype=bool)
-    first_in_block[0] = True
-    np.not_equal(user_s[1:], user_s[:-1], out=first_in_block[1:])
-    starts = np.flatnonzero(first_in_block)
-    block_start = starts[np.cumsum(first_in_block) - 1]
-    rows = np.arange(n, dtype=np.int64)
-    pos = rows - block_start
-    # First row of this row's (user, time) tie group: everything before it is strictly earlier.
-    first_of_tie = np.empty(n, dtype=bool)
-    first_of_tie[0] = True
-    np.not_equal(key_s[1:], key_s[:-1], out=first_of_tie[1:])
-    end = np.maximum.accumulate(np.where(first_of_tie, rows, 0))
+
+def _window_columns(
+    blocks: _Blocks, x: np.ndarray, entity: EntityConfig, column: str
+) -> dict[str, np.ndarray]:
+    """Count and amount sum of the entity's earlier transactions in each window."""
+    windows = sorted_windows(entity.windows)
+    if not windows:
+        return {}
+    exclusive = blocks.exclusive_sums(x[np.newaxis])[0]
+    at_end = exclusive[blocks.end]
+    p = entity_prefix(column)
+    out: dict[str, np.ndarray] = {}
+    for label, seconds in windows:
+        start = blocks.first_at_or_after(seconds * 1000)
+        out[f"{p}_txn_count_{label}"] = blocks.end - start
+        out[f"{p}_amount_sum_{label}"] = at_end - exclusive[start]
+    return out
+
+
+def _risk_columns(
+    blocks: _Blocks, y: np.ndarray | None, entity: EntityConfig, column: str, delay_ms: int
+) -> dict[str, np.ndarray]:
+    """Per risk window: how many of the entity's transactions in [t - delay - window, t - delay)
+    there were (their labels are known at t) and how many of them were fraud; without labels
+    (``y`` None) none is known."""
+    windows = sorted_windows(entity.risk_windows)
+    if not windows:
+        return {}
+    p = entity_prefix(column)
+    if y is None:
+        zeros = np.zeros(len(blocks.key), dtype=np.int64)
+        return {
+            f"{p}_{kind}_count_{label}": zeros
+            for label, _ in windows
+            for kind in ("labelled", "fraud")
+        }
+    frauds = np.zeros(len(y) + 1, dtype=np.int64)
+    np.cumsum(y, out=frauds[1:])  # integer sums: exact, so other blocks cannot change them
+    known_end = blocks.first_at_or_after(delay_ms)  # delay 0: the first of the tie group
+    out: dict[str, np.ndarray] = {}
+    for label, seconds in windows:
+        start = blocks.first_at_or_after(delay_ms + seconds * 1000)
+        out[f"{p}_labelled_count_{label}"] = known_end - start
+        out[f"{p}_fraud_count_{label}"] = frauds[known_end] - frauds[start]
+    return out
+
+
+def _user_columns(
+    blocks: _Blocks,
+    amount: np.ndarray,
+    entity: EntityConfig,
+    codes: _Codes,
+    inputs: list[str],
+) -> dict[str, np.ndarray]:
+    """The user's all-history statistics, window aggregates and novelty flags."""
+    n = len(amount)
+    x = amount[blocks.order]
+    end, block_start = blocks.end, blocks.start
     prior = end - block_start
-
     # Exclusive per-user prefix sums of amount and of amount centred on the user's first amount
     # (centring limits cancellation in the variance).
     centred = x - x[block_start]
-    inclusive = _segmented_inclusive_cumsum(np.stack([x, centred, centred * centred]), pos)
-    exclusive = np.zeros_like(inclusive)
-    exclusive[:, 1:] = np.where(pos[1:] > 0, inclusive[:, :-1], 0.0)
+    exclusive = blocks.exclusive_sums(np.stack([x, centred, centred * centred]))
     sums_at_end = exclusive[:, end]
 
     has_prior = prior > 0
@@ -138,48 +248,52 @@ def compute_history(df: pd.DataFrame, windows: Mapping[str, int]) -> pd.DataFram
     np.divide(sums_at_end[2], count_f, out=var, where=has_prior)
     var -= centred_mean * centred_mean
     np.maximum(var, 0.0, out=var, where=has_prior)
-    std = np.sqrt(var)
     since_last = np.full(n, np.nan)
     last = np.maximum(end - 1, 0)
-    np.divide((t_s - t_s[last]).astype(np.float64), 1000.0, out=since_last, where=has_prior)
-
-    sorted_cols: dict[str, np.ndarray] = {
+    np.divide(
+        (blocks.t - blocks.t[last]).astype(np.float64), 1000.0, out=since_last, where=has_prior
+    )
+    out: dict[str, np.ndarray] = {
         "user_transaction_count": prior,
         "user_avg_amount": mean,
-        "user_std_amount": std,
+        "user_std_amount": np.sqrt(var),
         "seconds_since_last_transaction": since_last,
     }
-    for label, seconds in wins:
-        start = np.searchsorted(key_s, key_s - seconds * 1000, side="left")
-        np.maximum(start, block_start, out=start)
-        sorted_cols[f"user_txn_count_{label}"] = end - start
-        sorted_cols[f"user_amount_sum_{label}"] = sums_at_end[0] - exclusive[0, start]
-
-    n_users = int(user_s[-1]) + 1
+    p = entity_prefix(USER_ID)
+    for label, seconds in sorted_windows(entity.windows):
+        start = blocks.first_at_or_after(seconds * 1000)
+        out[f"{p}_txn_count_{label}"] = end - start
+        out[f"{p}_amount_sum_{label}"] = sums_at_end[0] - exclusive[0, start]
+    n_users = int(blocks.entity[-1]) + 1
     for name, col in novelty_columns(inputs).items():
-        sorted_cols[name] = _is_new(df[col], order, user_s, t_s, n_users)
-
-    result: dict[str, np.ndarray] = {}
-    for name in columns:
-        values = sorted_cols[name]
-        out = np.empty(n, dtype=values.dtype)
-        out[order] = values
-        result[name] = out
-    return pd.DataFrame(result, index=df.index, copy=False)  # fresh arrays: no copy needed
+        out[name] = _is_new(*codes(col), blocks, n_users)
+    return out
 
 
-def _history_dtype(name: str) -> str:
-    return (
-        "int64"
-        if name == "user_transaction_count" or name.startswith("user_txn_count_")
-        else "float64"
-    )
+class _Codes:
+    """``pd.factorize`` of a frame's columns, each computed once: (int64 codes, n uniques)."""
+
+    def __init__(self, df: pd.DataFrame) -> None:
+        self._df = df
+        self._done: dict[str, tuple[np.ndarray, int]] = {}
+
+    def __call__(self, column: str) -> tuple[np.ndarray, int]:
+        if column not in self._done:
+            import pandas as pd
+
+            codes, uniques = pd.factorize(self._df[column], use_na_sentinel=False)
+            self._done[column] = (codes.astype(np.int64, copy=False), len(uniques))
+        return self._done[column]
 
 
-def _sort_order(key: np.ndarray, amount: np.ndarray) -> np.ndarray:
+def _sort_order(key: np.ndarray, amount: np.ndarray, entity: np.ndarray | None) -> np.ndarray:
     """Row order by (key, amount): a total order on values, so results never depend on the
-    input order. A fast unstable sort on the int64 key, then the rare tie groups re-sorted."""
-    order = np.argsort(key)
+    input order. A fast sort, then the rare tie groups re-sorted.
+
+    ``entity``: the key's entity codes when the rows are already in time order; a stable sort
+    of those (radix, 16 bits a pass) is then the key order at a third of ``argsort``'s time.
+    """
+    order = np.argsort(key) if entity is None else _stable_argsort(entity)
     key_s = key[order]
     tie = key_s[1:] == key_s[:-1]
     if tie.any():
@@ -192,18 +306,27 @@ def _sort_order(key: np.ndarray, amount: np.ndarray) -> np.ndarray:
     return order
 
 
-def _is_new(
-    values: pd.Series, order: np.ndarray, user_s: np.ndarray, t_s: np.ndarray, n_users: int
-) -> np.ndarray:
+def _stable_argsort(codes: np.ndarray) -> np.ndarray:
+    """A stable argsort of non-negative int64 codes: numpy's radix sort on 16-bit digits."""
+    top = int(codes.max()) if codes.size else 0
+    if top >= 2**32:
+        return np.argsort(codes, kind="stable")
+    order = np.argsort((codes & 0xFFFF).astype(np.uint16), kind="stable")
+    if top >= 2**16:
+        high = (codes[order] >> 16).astype(np.uint16)
+        order = order[np.argsort(high, kind="stable")]
+    return order
+
+
+def _is_new(codes: np.ndarray, n_values: int, blocks: _Blocks, n_users: int) -> np.ndarray:
     """1.0 where the user never used this value strictly before the row's time, else 0.0.
 
     Rows are in (user, time) order, so a (user, value) pair's first use is its lowest position.
     """
     import pandas as pd
 
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)
-    n_values = max(len(uniques), 1)
-    pair = user_s * n_values + codes.astype(np.int64, copy=False)[order]
+    n_values = max(n_values, 1)
+    pair = blocks.entity * n_values + codes[blocks.order]
     if n_users * n_values > 4 * len(pair) + 1024:  # sparse pairs: compact them by hashing
         pair, _ = pd.factorize(pair)
         size = int(pair.max()) + 1
@@ -211,4 +334,4 @@ def _is_new(
         size = n_users * n_values
     first_pos = np.full(size, len(pair), dtype=np.int64)
     np.minimum.at(first_pos, pair, np.arange(len(pair), dtype=np.int64))
-    return (t_s[first_pos[pair]] == t_s).astype(np.float64)
+    return (blocks.t[first_pos[pair]] == blocks.t).astype(np.float64)

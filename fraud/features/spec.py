@@ -1,7 +1,10 @@
 """The feature spec: which features exist, in which order, and the ``features`` config.
 
-Pure data and names, no numpy work: history columns per window, what a first-ever transaction
-gets, the fixed model order, and ``FeatureConfig`` (conf/features/), which validates itself.
+Pure data and names, no numpy work. Each entity (``features.entities``: the card, the merchant,
+the device) gets point-in-time history per window (transaction count, amount sum and mean) and
+a label-delayed fraud risk per risk window; the user also gets all-history statistics, novelty
+flags and the amount z-score. ``feature_plan`` says how each history-based feature comes from
+the history columns, once for both transform paths.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -19,10 +23,9 @@ _LABEL_RE = re.compile(r"^[A-Za-z0-9_]+$")
 UNKNOWN = "__unknown__"
 USER_ID = schema.USER_ID
 
-#: Default history windows, label -> seconds (the conf/features default).
-DEFAULT_WINDOWS: dict[str, int] = {"1h": 3600, "24h": 86400, "7d": 604800}
-
-#: Expanding (all prior history) columns, in feature order.
+#: Window aggregates an entity may have: transaction count, amount sum, amount mean.
+AGGREGATES: tuple[str, ...] = ("count", "sum", "mean")
+#: The user's all-history columns, in feature order.
 EXPANDING_COLUMNS: tuple[str, ...] = (
     "user_transaction_count",
     "user_avg_amount",
@@ -35,7 +38,7 @@ NOVELTY_COLUMNS: dict[str, str] = {
     "is_new_location": "location",
     "is_new_merchant_category": "merchant_category",
 }
-#: Features derived from the amount and the user's history (need history).
+#: Features derived from the amount and the user's all-history statistics.
 DERIVED_COLUMNS: tuple[str, ...] = ("amount_zscore", "amount_to_avg_ratio")
 #: Features of the transaction itself, before the categorical block.
 BASE_COLUMNS: tuple[str, ...] = (
@@ -80,49 +83,193 @@ def record_fields(inputs: Inputs = None) -> list[str]:
     return [schema.AMOUNT, schema.HOUR, schema.DAY, *categorical_inputs(inputs)]
 
 
-def _default_windows() -> dict[str, int]:
-    return dict(DEFAULT_WINDOWS)
-
-
-def _sorted_windows(windows: Mapping[str, int]) -> list[tuple[str, int]]:
+def sorted_windows(windows: Mapping[str, int], what: str = "window") -> list[tuple[str, int]]:
     """Validated windows as (label, seconds), shortest first, so feature order is stable."""
     items: list[tuple[str, int]] = []
     for label, seconds in dict(windows).items():
         if not isinstance(label, str) or not _LABEL_RE.match(label):
-            raise ValueError(f"window label {label!r} must match [A-Za-z0-9_]+")
+            raise ValueError(f"{what} label {label!r} must match [A-Za-z0-9_]+")
         if isinstance(seconds, bool) or not isinstance(seconds, int | np.integer) or seconds <= 0:
-            raise ValueError(f"window {label!r} must be a positive integer of seconds")
+            raise ValueError(f"{what} {label!r} must be a positive integer of seconds")
         items.append((label, int(seconds)))
     durations = [s for _, s in items]
     if len(set(durations)) != len(durations):
-        raise ValueError(f"windows repeat a duration: {dict(items)}")
+        raise ValueError(f"{what}s repeat a duration: {dict(items)}")
     return sorted(items, key=lambda item: (item[1], item[0]))
 
 
-def history_columns(windows: Mapping[str, int], inputs: Inputs = None) -> list[str]:
-    """The columns ``compute_history`` returns for ``windows``, in feature order."""
-    cols = list(EXPANDING_COLUMNS)
-    for label, _ in _sorted_windows(windows):
-        cols += [f"user_txn_count_{label}", f"user_amount_sum_{label}"]
-    return cols + list(novelty_columns(inputs))
+def entity_prefix(column: str) -> str:
+    """The feature-name prefix of an entity column: user_id -> user, merchant_id -> merchant."""
+    return column.removesuffix("_id")
 
 
-#: History columns for the default windows (use ``history_columns(windows)`` for others).
-HISTORY_COLUMNS: tuple[str, ...] = tuple(history_columns(DEFAULT_WINDOWS))
+@dataclass
+class EntityConfig:
+    """One entity's point-in-time history (``features.entities.<id column>``).
+
+    Per window: the entity's earlier transactions' count, amount sum and amount mean (the
+    ``aggregates`` chosen). Per risk window: the smoothed share labelled fraud among the
+    transactions in [t - label delay - window, t - label delay), whose labels are known at t.
+    """
+
+    windows: dict[str, int] = field(default_factory=dict)
+    aggregates: list[str] = field(default_factory=lambda: ["count", "sum"])
+    risk_windows: dict[str, int] = field(default_factory=dict)
+
+    def check(self, column: str) -> None:
+        """Raise ValueError naming the entity and the problem."""
+        if column not in schema.ENTITY_COLUMNS:
+            raise ValueError(
+                f"entities.{column}: not an id column; entities may be "
+                f"{', '.join(schema.ENTITY_COLUMNS)}"
+            )
+        where = f"entities.{column}"
+        sorted_windows(self.windows, f"{where}.windows")
+        sorted_windows(self.risk_windows, f"{where}.risk_windows")
+        bad = [a for a in self.aggregates if a not in AGGREGATES]
+        if bad or len(set(self.aggregates)) != len(self.aggregates):
+            raise ValueError(
+                f"{where}.aggregates must be distinct values of {', '.join(AGGREGATES)}, "
+                f"got {self.aggregates}"
+            )
+        if column != USER_ID and not (self.windows and self.aggregates) and not self.risk_windows:
+            raise ValueError(f"{where} has no window aggregates and no risk_windows")
 
 
-def history_defaults(windows: Mapping[str, int], inputs: Inputs = None) -> dict[str, float]:
-    """What a first-ever transaction gets: zero counts/sums, NaN statistics, new on all flags."""
-    nan_columns = {"user_avg_amount", "user_std_amount", "seconds_since_last_transaction"}
-    out: dict[str, float] = {}
-    for name in history_columns(windows, inputs):
-        if name in nan_columns:
-            out[name] = math.nan
-        elif name in NOVELTY_COLUMNS:
-            out[name] = 1.0
-        else:
-            out[name] = 0.0
-    return out
+def _default_entities() -> dict[str, EntityConfig]:
+    day = 86400
+    return {
+        USER_ID: EntityConfig({"1h": 3600, "24h": day, "7d": 7 * day}, ["count", "sum"], {}),
+        schema.MERCHANT_ID: EntityConfig(
+            {"1d": day, "7d": 7 * day},
+            ["count", "mean"],
+            {"1d": day, "7d": 7 * day},
+        ),
+        schema.DEVICE_ID: EntityConfig({"1d": day}, ["count"], {"28d": 28 * day}),
+    }
+
+
+class Feature(NamedTuple):
+    """A history-based feature: ``op`` over the history columns ``args``.
+
+    ops: ``hist`` (the column itself), ``mean`` (sum / count), ``risk`` (smoothed fraud /
+    labelled), ``zscore`` ((amount - avg) / max(std, floor)), ``ratio`` (amount / avg).
+    """
+
+    name: str
+    op: str
+    args: tuple[str, ...]
+
+
+@dataclass
+class FeatureConfig:
+    """The ``features`` config section (conf/features/default.yaml)."""
+
+    entities: dict[str, EntityConfig] = field(default_factory=_default_entities)
+    label_delay_days: int = 7
+    risk_smoothing: float = 10.0
+    zscore_std_floor: float = 1.0
+    category_smoothing: float = 20.0
+    min_category_count: int = 1
+    use_history: bool = True
+    exclude: list[str] = field(default_factory=list)
+
+    def check(self) -> None:
+        """Raise ValueError naming the problem: bad entities, bounds, or unknown ``exclude``."""
+        if USER_ID not in self.entities:
+            raise ValueError(f"entities must include {USER_ID} (the card)")
+        for column, entity in self.entities.items():
+            entity.check(column)
+        if self.label_delay_days < 0:
+            raise ValueError(f"label_delay_days must be >= 0, got {self.label_delay_days}")
+        if not (math.isfinite(self.risk_smoothing) and self.risk_smoothing >= 0):
+            raise ValueError(f"risk_smoothing must be >= 0, got {self.risk_smoothing}")
+        if not (math.isfinite(self.zscore_std_floor) and self.zscore_std_floor > 0):
+            raise ValueError(f"zscore_std_floor must be > 0, got {self.zscore_std_floor}")
+        if not (math.isfinite(self.category_smoothing) and self.category_smoothing >= 0):
+            raise ValueError(f"category_smoothing must be >= 0, got {self.category_smoothing}")
+        if self.min_category_count < 1:
+            raise ValueError(f"min_category_count must be >= 1, got {self.min_category_count}")
+        known = set(self.all_feature_names(use_history=True))
+        unknown = sorted(set(self.exclude) - known)
+        if unknown:
+            raise ValueError(f"exclude names unknown feature(s): {', '.join(unknown)}")
+        if not self.feature_names():
+            raise ValueError("exclude removes every feature")
+
+    def entities_of(self, inputs: Inputs = None) -> list[tuple[str, EntityConfig]]:
+        """The declared entities the data has (``inputs``), the user first."""
+        have = set(_inputs(inputs)) | {USER_ID}
+        present = [(c, e) for c, e in self.entities.items() if c in have]
+        return sorted(present, key=lambda item: item[0] != USER_ID)
+
+    def history_groups(self, inputs: Inputs = None) -> dict[str, list[str]]:
+        """Entity prefix (user, merchant, device) -> its history columns, in order."""
+        groups: dict[str, list[str]] = {}
+        for column, entity in self.entities_of(inputs):
+            p = entity_prefix(column)
+            cols = groups[p] = list(EXPANDING_COLUMNS) if column == USER_ID else []
+            for label, _ in sorted_windows(entity.windows):
+                cols += [f"{p}_txn_count_{label}", f"{p}_amount_sum_{label}"]
+            for label, _ in sorted_windows(entity.risk_windows):
+                cols += [f"{p}_labelled_count_{label}", f"{p}_fraud_count_{label}"]
+            if column == USER_ID:
+                cols += novelty_columns(inputs)
+        return groups
+
+    def history_columns(self, inputs: Inputs = None) -> list[str]:
+        """The columns ``compute_history`` returns (and a client may send), in order."""
+        return [name for cols in self.history_groups(inputs).values() for name in cols]
+
+    def history_defaults(self, inputs: Inputs = None) -> dict[str, float]:
+        """What a first-ever transaction gets: zero counts/sums, NaN statistics, new on flags."""
+        nan_columns = set(EXPANDING_COLUMNS) - {"user_transaction_count"}
+        return {
+            name: math.nan if name in nan_columns else 1.0 if name in NOVELTY_COLUMNS else 0.0
+            for name in self.history_columns(inputs)
+        }
+
+    def feature_plan(self, inputs: Inputs = None) -> list[Feature]:
+        """Every history-based feature of ``inputs``, in model order (before ``exclude``)."""
+        plan: list[Feature] = []
+        for column, entity in self.entities_of(inputs):
+            p = entity_prefix(column)
+            if column == USER_ID:
+                plan += [Feature(name, "hist", (name,)) for name in EXPANDING_COLUMNS]
+            for label, _ in sorted_windows(entity.windows):
+                count, total = f"{p}_txn_count_{label}", f"{p}_amount_sum_{label}"
+                for aggregate in entity.aggregates:
+                    if aggregate == "count":
+                        plan.append(Feature(count, "hist", (count,)))
+                    elif aggregate == "sum":
+                        plan.append(Feature(total, "hist", (total,)))
+                    else:
+                        plan.append(Feature(f"{p}_amount_mean_{label}", "mean", (total, count)))
+            for label, _ in sorted_windows(entity.risk_windows):
+                args = (f"{p}_fraud_count_{label}", f"{p}_labelled_count_{label}")
+                plan.append(Feature(f"{p}_fraud_risk_{label}", "risk", args))
+            if column == USER_ID:
+                plan += [Feature(name, "hist", (name,)) for name in novelty_columns(inputs)]
+                avg, std = "user_avg_amount", "user_std_amount"
+                plan += [
+                    Feature("amount_zscore", "zscore", (avg, std)),
+                    Feature("amount_to_avg_ratio", "ratio", (avg,)),
+                ]
+        return plan
+
+    def all_feature_names(self, use_history: bool = True, inputs: Inputs = None) -> list[str]:
+        """Every feature the code can build from ``inputs``, before ``exclude``, in order."""
+        names = [*BASE_COLUMNS, *categorical_columns(inputs)]
+        if use_history:
+            names += [f.name for f in self.feature_plan(inputs)]
+        return names
+
+    def feature_names(self, inputs: Inputs = None) -> list[str]:
+        """The model's ordered feature names: those of ``inputs`` minus history (if off) and
+        ``exclude``."""
+        dropped = set(self.exclude)
+        names = self.all_feature_names(self.use_history, inputs)
+        return [name for name in names if name not in dropped]
 
 
 def categorical_columns(inputs: Inputs = None) -> list[str]:
@@ -133,46 +280,8 @@ def categorical_columns(inputs: Inputs = None) -> list[str]:
     return cols
 
 
-def all_feature_names(
-    windows: Mapping[str, int], use_history: bool = True, inputs: Inputs = None
-) -> list[str]:
-    """Every feature the code can build from ``inputs``, before ``exclude``, in model order."""
-    names = [*BASE_COLUMNS, *categorical_columns(inputs)]
-    if use_history:
-        names += [*history_columns(windows, inputs), *DERIVED_COLUMNS]
-    return names
-
-
-@dataclass
-class FeatureConfig:
-    """The ``features`` config section (conf/features/default.yaml)."""
-
-    windows: dict[str, int] = field(default_factory=_default_windows)
-    zscore_std_floor: float = 1.0
-    category_smoothing: float = 20.0
-    min_category_count: int = 1
-    use_history: bool = True
-    exclude: list[str] = field(default_factory=list)
-
-    def check(self) -> None:
-        """Raise ValueError naming the problem: bad windows, bounds, or unknown ``exclude``."""
-        _sorted_windows(self.windows)
-        if not (math.isfinite(self.zscore_std_floor) and self.zscore_std_floor > 0):
-            raise ValueError(f"zscore_std_floor must be > 0, got {self.zscore_std_floor}")
-        if not (math.isfinite(self.category_smoothing) and self.category_smoothing >= 0):
-            raise ValueError(f"category_smoothing must be >= 0, got {self.category_smoothing}")
-        if self.min_category_count < 1:
-            raise ValueError(f"min_category_count must be >= 1, got {self.min_category_count}")
-        known = set(all_feature_names(self.windows, use_history=True))
-        unknown = sorted(set(self.exclude) - known)
-        if unknown:
-            raise ValueError(f"exclude names unknown feature(s): {', '.join(unknown)}")
-        if not self.feature_names():
-            raise ValueError("exclude removes every feature")
-
-    def feature_names(self, inputs: Inputs = None) -> list[str]:
-        """The model's ordered feature names: those of ``inputs`` minus history (if off) and
-        ``exclude``."""
-        dropped = set(self.exclude)
-        names = all_feature_names(self.windows, self.use_history, inputs)
-        return [name for name in names if name not in dropped]
+def is_count_column(name: str) -> bool:
+    """Whether a history column is an integer count (the rest are amounts, times, flags)."""
+    return name == "user_transaction_count" or any(
+        f"_{kind}_count_" in name for kind in ("txn", "labelled", "fraud")
+    )

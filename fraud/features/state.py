@@ -14,13 +14,10 @@ import numpy as np
 from fraud.data import schema
 from fraud.features.history import _require_columns
 from fraud.features.spec import (
-    BASE_COLUMNS,
     UNKNOWN,
+    Feature,
     FeatureConfig,
-    all_feature_names,
     categorical_inputs,
-    history_columns,
-    history_defaults,
     present_inputs,
     record_fields,
 )
@@ -69,7 +66,14 @@ class FeatureState:
         """History fields the model reads (empty when ``use_history`` is off)."""
         if not self.config.use_history:
             return []
-        return history_columns(self.config.windows, self.inputs)
+        return self.config.history_columns(self.inputs)
+
+    @property
+    def history_groups(self) -> dict[str, list[str]]:
+        """Entity prefix -> the history fields of that entity the model reads."""
+        if not self.config.use_history:
+            return {}
+        return self.config.history_groups(self.inputs)
 
     @property
     def record_fields(self) -> list[str]:
@@ -88,7 +92,7 @@ class FeatureState:
         self._history_plan: list[tuple[str, float]] = [
             (name, float(self.history_defaults[name])) for name in self.history_columns
         ]
-        full = all_feature_names(self.config.windows, self.config.use_history, self.inputs)
+        full = self.config.all_feature_names(self.config.use_history, self.inputs)
         position = {name: i for i, name in enumerate(full)}
         missing = [name for name in self.feature_names if name not in position]
         if missing:
@@ -97,16 +101,23 @@ class FeatureState:
         self._keep: np.ndarray | None = (
             None if keep == list(range(len(full))) else np.asarray(keep, dtype=np.intp)
         )
-        if self.config.use_history:
-            offset = len(BASE_COLUMNS) + 2 * len(categorical)
-            self._avg_pos = offset + self.history_columns.index("user_avg_amount")
-            self._std_pos = offset + self.history_columns.index("user_std_amount")
+        # The history-based features in model order, and the same with history positions.
+        self._features: list[Feature] = (
+            self.config.feature_plan(self.inputs) if self.config.use_history else []
+        )
+        index = {name: i for i, (name, _) in enumerate(self._history_plan)}
+        self._ops: list[tuple[str, tuple[int, ...]]] = [
+            (f.op, tuple(index[a] for a in f.args)) for f in self._features
+        ]
+        smoothing = float(self.config.risk_smoothing)
+        self._risk = (smoothing * float(self.fraud_prior), smoothing)
         self._floor = float(self.config.zscore_std_floor)
 
 
 def fit_state(df: pd.DataFrame, cfg: FeatureConfig) -> FeatureState:
     """Fit vocabularies and smoothed per-category fraud rates on TRAIN rows only.
 
+    The train fraud rate is also the prior the label-delayed risk features are smoothed to.
     Categories seen fewer than ``min_category_count`` times go to the unknown bucket (index 0),
     whose rate is the global train fraud rate.
     """
@@ -154,7 +165,7 @@ def fit_state(df: pd.DataFrame, cfg: FeatureConfig) -> FeatureState:
         category_counts=counts,
         fraud_prior=prior,
         n_train=len(df),
-        history_defaults=history_defaults(cfg.windows, inputs),
+        history_defaults=cfg.history_defaults(inputs),
         inputs=inputs,
         train_period=_period(df),
     )

@@ -17,6 +17,7 @@ import numpy as np
 
 from fraud.data import schema
 from fraud.features.history import _require_columns
+from fraud.features.spec import Feature
 from fraud.features.state import FeatureState
 
 if TYPE_CHECKING:
@@ -71,12 +72,17 @@ def transform(df: Columns, state: FeatureState) -> np.ndarray:
     ``df`` (a DataFrame, or a mapping of equal-length lists) holds the raw columns plus
     ``compute_history`` output (when history is used).
     """
+    columns = transform_columns(df, state)
+    return _stack_columns(columns, len(columns[0]))
+
+
+def transform_columns(df: Columns, state: FeatureState) -> list[np.ndarray]:
+    """``transform``'s columns, one float64 array per feature name (for columnar writers)."""
     history = state.history_columns
     _require_columns(df, [*state.record_fields, *history], "transform")
     hour = _index_column(df, schema.HOUR, 23)
     day = _index_column(df, schema.DAY, 6)
     amount = np.asarray(df[schema.AMOUNT], dtype=np.float64)
-    n = len(amount)
     if not (np.isfinite(amount) & (amount > 0)).all():
         raise ValueError(f"{schema.AMOUNT} must be finite and > 0")
 
@@ -99,15 +105,66 @@ def transform(df: Columns, state: FeatureState) -> np.ndarray:
         cols[f"{col}_code"] = lookup[codes, 0]
         cols[f"{col}_fraud_rate"] = lookup[codes, 1]
     if history:
-        for name in history:
-            cols[name] = np.asarray(df[name], dtype=np.float64)
-        avg = cols["user_avg_amount"]
-        denom = np.maximum(cols["user_std_amount"], state._floor)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cols["amount_zscore"] = (amount - avg) / denom
-            cols["amount_to_avg_ratio"] = amount / avg
+        cols |= _history_features(df, state, amount)
+    return [np.asarray(cols[name], dtype=np.float64) for name in state.feature_names]
 
-    return _stack_columns([cols[name] for name in state.feature_names], n)
+
+def _history_features(
+    df: Columns, state: FeatureState, amount: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The kept history-based features (``state._features``) from the history columns."""
+    wanted = set(state.feature_names)
+    h = {name: np.asarray(df[name], dtype=np.float64) for name in state.history_columns}
+    return _apply([f for f in state._features if f.name in wanted], h, amount, state)
+
+
+def _apply(
+    features: list[Feature], h: Mapping[str, np.ndarray], amount: np.ndarray, state: FeatureState
+) -> dict[str, np.ndarray]:
+    """Evaluate history-based ``features`` over history columns ``h`` (the batch path)."""
+    shift, smoothing = state._risk
+    out: dict[str, np.ndarray] = {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for name, op, args in features:
+            a = h[args[0]]
+            if op == "hist":
+                out[name] = a
+            elif op == "mean":
+                out[name] = a / h[args[1]]
+            elif op == "risk":
+                out[name] = (a + shift) / (h[args[1]] + smoothing)
+            elif op == "zscore":
+                out[name] = (amount - a) / np.maximum(h[args[1]], state._floor)
+            else:  # ratio
+                out[name] = amount / a
+    return out
+
+
+def with_amount(x: np.ndarray, state: FeatureState, amount: np.ndarray) -> np.ndarray:
+    """Feature rows ``x`` (``transform`` output) as if each transaction's amount were
+    ``amount``: the features of the amount recomputed exactly as ``transform`` does, the rest
+    (the transaction's kind and every entity's past) unchanged. For behavioural checks.
+
+    Raises ValueError when an amount feature needs a history column the model does not keep.
+    """
+    amount = np.asarray(amount, dtype=np.float64)
+    position = {name: i for i, name in enumerate(state.feature_names)}
+    out = np.array(x, dtype=np.float64, copy=True)
+    for name, values in ((schema.AMOUNT, amount), ("log_amount", np.log1p(amount))):
+        if name in position:
+            out[:, position[name]] = values
+    derived = [f for f in state._features if f.op in ("zscore", "ratio") and f.name in position]
+    needed = sorted({a for f in derived for a in f.args})
+    missing = [name for name in needed if name not in position]
+    if missing:
+        raise ValueError(
+            f"with_amount: {', '.join(missing)} must be among the model's features to "
+            f"recompute {', '.join(f.name for f in derived)}"
+        )
+    h = {name: x[:, position[name]] for name in needed}
+    for name, values in _apply(derived, h, amount, state).items():
+        out[:, position[name]] = values
+    return out
 
 
 def _stack_columns(columns: list[np.ndarray], n: int) -> np.ndarray:
@@ -197,18 +254,36 @@ def transform_record(
             hit = unknown
         values += hit
     if state._history_plan:
-        for name, default in state._history_plan:
-            value = record.get(name)
-            values.append(default if value is None else _record_float(name, value))
-        avg = values[state._avg_pos]
-        std = values[state._std_pos]
-        denom = std if (std != std or std > state._floor) else state._floor
-        values.append(_divide(amount - avg, denom))
-        values.append(_divide(amount, avg))
+        values += _record_history(record, state, amount)
     vector = np.array(values, dtype=np.float64)
     if state._keep is not None:
         vector = vector[state._keep]
     return vector, warnings
+
+
+def _record_history(record: Mapping[str, Any], state: FeatureState, amount: float) -> list[float]:
+    """The history-based features of one record, in model order (before ``exclude``)."""
+    h = [
+        default if (value := record.get(name)) is None else _record_float(name, value)
+        for name, default in state._history_plan
+    ]
+    shift, smoothing = state._risk
+    floor = state._floor
+    out: list[float] = []
+    for op, args in state._ops:
+        a = h[args[0]]
+        if op == "hist":
+            out.append(a)
+        elif op == "mean":
+            out.append(_divide(a, h[args[1]]))
+        elif op == "risk":
+            out.append(_divide(a + shift, h[args[1]] + smoothing))
+        elif op == "zscore":
+            std = h[args[1]]
+            out.append(_divide(amount - a, std if (std != std or std > floor) else floor))
+        else:  # ratio
+            out.append(_divide(amount, a))
+    return out
 
 
 def _unknown_warning(col: str, value: Any) -> str:

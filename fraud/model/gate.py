@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fraud.model.behaviour import CHECKS
 from fraud.model.metrics import _SLACK, GATEABLE_METRICS, is_gateable
 
 
@@ -25,6 +26,9 @@ class GateConfig:
         default_factory=lambda: {"roc_auc": 0.01, "pr_auc": 0.03}
     )
     compare_to_baseline: bool = True
+    #: behavioural check (``evaluate.behaviour``) -> the largest share of its rows that may
+    #: break it
+    max_violation_rate: dict[str, float] = field(default_factory=lambda: {"amount_spike": 0.0})
 
     def check(self) -> None:
         """Raise ValueError naming the key when a bound or tolerance is not a usable number.
@@ -50,6 +54,14 @@ class GateConfig:
                 raise ValueError(
                     f"gate.max_regression.{name} must be a finite number >= 0, got {tolerance}"
                 )
+        for name, rate in self.max_violation_rate.items():
+            if name not in CHECKS:
+                raise ValueError(
+                    f"gate.max_violation_rate names {name!r}; behavioural checks are "
+                    f"{', '.join(CHECKS)}"
+                )
+            if not 0 <= rate <= 1:
+                raise ValueError(f"gate.max_violation_rate.{name} must be in [0, 1], got {rate}")
 
 
 @dataclass
@@ -67,6 +79,11 @@ class GateResult:
                 continue
             if c["kind"] == "minimum":
                 lines.append(f"{c['metric']} = {c['value']:.4f} < minimum {c['bound']:.4f}")
+            elif c["kind"] == "behaviour":
+                lines.append(
+                    f"{c['metric']}: {c['violations']} of {c['rows']} rows broke it, "
+                    f"{c['value']:.2%} > maximum {c['bound']:.2%}"
+                )
             else:
                 lines.append(
                     f"{c['metric']} = {c['value']:.4f} regressed below baseline "
@@ -138,4 +155,30 @@ def gate(
                     "tolerance": float(tolerance),
                 }
             )
+    checks += _behaviour_checks(metrics.get("behaviour", {}), cfg)
     return GateResult(passed=all(c["passed"] for c in checks), checks=checks)
+
+
+def _behaviour_checks(reports: Mapping[str, Any], cfg: GateConfig) -> list[dict[str, Any]]:
+    """One row per bounded behavioural check; a check the model cannot run (``skipped``,
+    e.g. no user history features) passes and says why."""
+    rows: list[dict[str, Any]] = []
+    for name, bound in cfg.max_violation_rate.items():
+        report = reports.get(name)
+        if not isinstance(report, Mapping):
+            raise ValueError(f"gate.max_violation_rate names {name!r}, which evaluate did not run")
+        row = {"metric": f"behaviour.{name}", "kind": "behaviour", "bound": float(bound)}
+        if "skipped" in report:
+            rows.append({**row, "value": 0.0, "passed": True, "skipped": report["skipped"]})
+            continue
+        rate = float(report["violation_rate"])
+        rows.append(
+            {
+                **row,
+                "value": rate,
+                "passed": rate <= bound + _SLACK,
+                "violations": int(report["violations"]),
+                "rows": int(report["rows"]),
+            }
+        )
+    return rows

@@ -10,10 +10,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from fraud.model.behaviour import BehaviourConfig
 
 RULES = ("cost", "precision")
 #: Metrics where higher is better, the only ones the gate can bound (and card_precision_at_<k>).
@@ -31,11 +33,13 @@ class EvaluateConfig:
     """The ``evaluate`` section (conf/evaluate/): how the test split is measured."""
 
     card_precision_k: int  # cards a fraud team can investigate per day (Card Precision@k)
+    behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
 
     def check(self) -> None:
-        """Raise ValueError when k is not a positive number of cards."""
+        """Raise ValueError when k is not a positive number of cards or a check is unusable."""
         if self.card_precision_k < 1:
             raise ValueError(f"card_precision_k must be >= 1, got {self.card_precision_k}")
+        self.behaviour.check()
 
 
 LABELS = {0: "legit", 1: "fraud"}

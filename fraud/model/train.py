@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from fraud.config import ConfigError, parse_section
+from fraud.config import ConfigError, parse_checked
 from fraud.model.metrics import ThresholdConfig
 from fraud.runtime import Runtime
 from fraud.runtime.sklearn_model import ForestModel, LogisticModel
@@ -39,12 +39,28 @@ class XGBoostConfig:
     max_bin: int = 256
     early_stopping_rounds: int = 30
     n_jobs: int = 2
+    #: feature -> 1 (the score may only rise with it) or -1 (only fall); features the model
+    #: does not have (excluded, or absent from the data) are left out
+    monotone_constraints: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("amount", "log_amount", "amount_zscore", "amount_to_avg_ratio"), 1
+        )
+    )
+
+    def check(self) -> None:
+        """Raise ValueError naming a constraint that is not -1, 0 or 1."""
+        for name, direction in self.monotone_constraints.items():
+            if direction not in (-1, 0, 1):
+                raise ValueError(
+                    f"monotone_constraints.{name} must be -1, 0 or 1, got {direction}"
+                )
 
     def fit(
-        self, data: Splits, positive_weight: float, seed: int
+        self, data: Splits, positive_weight: float, seed: int, names: list[str] | None = None
     ) -> tuple[Runtime, dict[str, Any]]:
         """Train a Booster with early stopping on valid PR-AUC, truncated to its best
-        iteration, and keep it as an ``XGBoostModel`` (its bytes plus compiled trees)."""
+        iteration, and keep it as an ``XGBoostModel`` (its bytes plus compiled trees).
+        ``names``: the feature names, which ``monotone_constraints`` refer to."""
         import xgboost as xgb
 
         from fraud.model.compile import xgboost_model
@@ -67,6 +83,11 @@ class XGBoostConfig:
             "nthread": self.n_jobs,
             "seed": seed,
         }
+        applied = {n: d for n, d in self.monotone_constraints.items() if d and n in (names or [])}
+        if applied:
+            params["monotone_constraints"] = (
+                "(" + ",".join(str(applied.get(name, 0)) for name in names or []) + ")"
+            )
         booster = xgb.train(
             params,
             dtrain,
@@ -76,7 +97,8 @@ class XGBoostConfig:
             verbose_eval=False,
         )
         best = int(booster.best_iteration)
-        return xgboost_model(booster[: best + 1]), {"best_iteration": best, "rounds": best + 1}
+        info = {"best_iteration": best, "rounds": best + 1, "monotone_constraints": applied}
+        return xgboost_model(booster[: best + 1]), info
 
 
 @dataclass
@@ -92,7 +114,7 @@ class RandomForestConfig:
     n_jobs: int = 2
 
     def fit(
-        self, data: Splits, positive_weight: float, seed: int
+        self, data: Splits, positive_weight: float, seed: int, names: list[str] | None = None
     ) -> tuple[Runtime, dict[str, Any]]:
         """Fit on train (valid is not used: a forest has no early stopping)."""
         from sklearn.ensemble import RandomForestClassifier
@@ -121,7 +143,7 @@ class LogisticRegressionConfig:
     max_iter: int = 1000
 
     def fit(
-        self, data: Splits, positive_weight: float, seed: int
+        self, data: Splits, positive_weight: float, seed: int, names: list[str] | None = None
     ) -> tuple[Runtime, dict[str, Any]]:
         """Fit the pipeline on train (valid is not used)."""
         from sklearn.impute import SimpleImputer
@@ -171,7 +193,7 @@ def parse_model_config(section: Mapping[str, Any] | None) -> ModelConfig:
     name = section["name"]
     if name not in _MODELS:
         raise ConfigError(f"invalid config 'model.name': {name!r} is not one of {sorted(_MODELS)}")
-    return parse_section(section, _MODELS[name], "model")
+    return parse_checked(section, _MODELS[name], "model")
 
 
 def _positive_weight(y: np.ndarray, imbalance: str) -> float:
@@ -191,11 +213,13 @@ def fit_model(
     model_cfg: ModelConfig,
     train_cfg: TrainConfig,
     seed: int,
+    feature_names: list[str] | None = None,
 ) -> tuple[Runtime, dict[str, Any]]:
-    """Fit the configured model; return ``(runtime, info)`` where info records iterations."""
+    """Fit the configured model; return ``(runtime, info)`` where info records iterations
+    (and, for XGBoost, the monotone constraints applied to ``feature_names``)."""
     train_cfg.check()
     weight = _positive_weight(y_train, train_cfg.imbalance)
-    return model_cfg.fit((x_train, y_train, x_valid, y_valid), weight, seed)
+    return model_cfg.fit((x_train, y_train, x_valid, y_valid), weight, seed, feature_names)
 
 
 def _zero_tree_padding(forest: Any) -> None:

@@ -36,7 +36,8 @@ RECORDED_LIBRARIES: dict[str, tuple[str, ...]] = {
 #: 3: the artifact holds its runtime (``fraud.runtime``: one class per model kind), and the
 #: manifest lists the libraries that runtime needs to load (``load_libraries``).
 #: 4: the feature state records its ``inputs`` (the optional raw columns it was trained with).
-ARTIFACT_FORMAT = 4
+#: 5: entity history (``features.entities``: card, merchant, device) and label-delayed risk.
+ARTIFACT_FORMAT = 5
 
 
 class ArtifactError(ValueError):

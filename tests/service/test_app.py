@@ -115,7 +115,7 @@ def test_partial_history_is_scored_with_defaults_and_a_warning(client: FlaskClie
     body = client.post("/predict", json=partial).get_json()
     assert body["warnings"] == [
         "partial user history: user_std_amount, user_txn_count_7d absent, each taken as for a "
-        "user with no history; send every history field, or none"
+        "user with no history; send every user history field, or none"
     ]
     history = {k for k in VALID if k.startswith(("user_", "seconds_", "is_new_"))} - {"user_id"}
     none = {k: v for k, v in VALID.items() if k not in history}

@@ -52,7 +52,7 @@ RECORD = {
 @pytest.fixture(scope="module")
 def artifact() -> ModelArtifact:
     df = generate_transactions(DataConfig(n_transactions=3000, n_users=200, days=20), seed=3)
-    df = pd.concat([df, compute_history(df, FeatureConfig().windows)], axis=1)
+    df = pd.concat([df, compute_history(df, FeatureConfig())], axis=1)
     state = fit_state(df, FeatureConfig())
     x, y = transform(df, state), df["is_fraud"].to_numpy()
     estimator, _ = fit_model(x, y, x, y, XGBoostConfig(n_estimators=5), TrainConfig(), seed=1)
@@ -214,7 +214,7 @@ def test_loading_an_xgboost_artifact_imports_neither_xgboost_nor_pandas(
 def test_logistic_regression_handles_missing_history(tmp_path: Path) -> None:
     """LR imputes NaN history (what a first transaction has) with values fitted on train."""
     df = generate_transactions(DataConfig(n_transactions=3000, n_users=200, days=20), seed=4)
-    df = pd.concat([df, compute_history(df, FeatureConfig().windows)], axis=1)
+    df = pd.concat([df, compute_history(df, FeatureConfig())], axis=1)
     state = fit_state(df, FeatureConfig())
     x, y = transform(df, state), df["is_fraud"].to_numpy()
     assert np.isnan(x).any()

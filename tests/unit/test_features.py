@@ -18,18 +18,29 @@ from fraud.features.history import compute_history
 from fraud.features.spec import (
     BASE_COLUMNS,
     DERIVED_COLUMNS,
-    HISTORY_COLUMNS,
     UNKNOWN,
+    EntityConfig,
     FeatureConfig,
     categorical_columns,
-    history_columns,
-    history_defaults,
 )
 from fraud.features.state import FeatureState, fit_state
 from fraud.features.transform import transform, transform_record, transform_records
 
 T0 = pd.Timestamp("2024-03-01 00:00:00", tz="UTC")
 WINDOWS = {"1h": 3600, "24h": 86400, "7d": 604800}
+
+
+def user_cfg(windows: dict[str, int] = WINDOWS, **changes: object) -> FeatureConfig:
+    """Only the user entity, with ``windows`` (the entity-level tests are in test_entities)."""
+    return FeatureConfig(entities={"user_id": EntityConfig(dict(windows))}, **changes)  # type: ignore[arg-type]
+
+
+def history_columns(windows: dict[str, int]) -> list[str]:
+    return user_cfg(windows).history_columns()
+
+
+USER = user_cfg()
+HISTORY_COLUMNS = USER.history_columns()
 
 
 def frame(rows: Sequence[dict[str, object]]) -> pd.DataFrame:
@@ -74,6 +85,7 @@ def random_frame(n: int, n_users: int, seed: int, span_days: float = 30.0) -> pd
             "merchant_category": cats[rng.integers(0, len(cats), n)],
             "transaction_type": np.array(schema.TRANSACTION_TYPES)[rng.integers(0, 4, n)],
             "device_id": [f"d{u}_{k}" for u, k in zip(users, rng.integers(0, 3, n), strict=True)],
+            "merchant_id": [f"m{m}" for m in np.minimum(rng.zipf(1.4, n), 40)],
             "device_type": np.array(schema.DEVICE_TYPES)[rng.integers(0, 4, n)],
             "location": np.array(schema.LOCATIONS)[rng.integers(0, 8, n)],
             "is_fraud": (rng.random(n) < 0.1).astype(np.int64),
@@ -113,8 +125,9 @@ def brute_force_history(df: pd.DataFrame, windows: dict[str, int]) -> pd.DataFra
     return pd.DataFrame(out, index=df.index)[history_columns(windows)]
 
 
-def with_history(df: pd.DataFrame, windows: dict[str, int] = WINDOWS) -> pd.DataFrame:
-    return pd.concat([df, compute_history(df, windows)], axis=1)
+def with_history(df: pd.DataFrame, cfg: FeatureConfig | None = None) -> pd.DataFrame:
+    """``df`` with the history of every entity it has (the default config's)."""
+    return pd.concat([df, compute_history(df, cfg or FeatureConfig())], axis=1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,7 +166,7 @@ def two_users() -> pd.DataFrame:
 
 
 def test_history_exact_values(two_users: pd.DataFrame) -> None:
-    h = compute_history(two_users, WINDOWS).set_axis(two_users["transaction_id"])
+    h = compute_history(two_users, USER).set_axis(two_users["transaction_id"])
     assert list(h.columns) == list(HISTORY_COLUMNS)
     nan = math.nan
     expected = {
@@ -179,7 +192,7 @@ def test_history_same_timestamp_rows_do_not_see_each_other() -> None:
             {"tid": "x3", "user": "c", "t": 200, "amount": 9, "device": "dx"},
         ]
     )
-    h = compute_history(df, WINDOWS).set_axis(df["transaction_id"])
+    h = compute_history(df, USER).set_axis(df["transaction_id"])
     for tid in ("x1", "x2"):
         assert h.at[tid, "user_transaction_count"] == 0
         assert h.at[tid, "user_txn_count_1h"] == 0
@@ -196,17 +209,17 @@ def test_history_same_timestamp_rows_do_not_see_each_other() -> None:
 def test_history_matches_brute_force_definition() -> None:
     df = random_frame(400, 25, seed=3, span_days=3)
     windows = {"10m": 600, "1h": 3600, "1d": 86400}
-    got = compute_history(df, windows)
+    got = compute_history(df, user_cfg(windows))
     want = brute_force_history(df, windows)
     np.testing.assert_allclose(got.to_numpy(dtype=float), want.to_numpy(), rtol=1e-9, atol=1e-9)
 
 
 def test_history_independent_of_input_order_and_index() -> None:
     df = random_frame(3000, 200, seed=5)
-    base = compute_history(df, WINDOWS).set_axis(df["transaction_id"])
+    base = compute_history(df, USER).set_axis(df["transaction_id"])
     shuffled = df.sample(frac=1.0, random_state=11)
     shuffled.index = [f"row{i}" for i in range(len(shuffled))]
-    h = compute_history(shuffled, WINDOWS)
+    h = compute_history(shuffled, USER)
     assert list(h.index) == list(shuffled.index)
     pd.testing.assert_frame_equal(h.set_axis(shuffled["transaction_id"]).loc[base.index], base)
 
@@ -219,7 +232,7 @@ def test_history_columns_follow_window_duration_and_empty_input() -> None:
         "user_txn_count_7d",
         "user_amount_sum_7d",
     ]
-    empty = compute_history(frame([{"user": "a", "t": 0, "amount": 1}]).iloc[:0], WINDOWS)
+    empty = compute_history(frame([{"user": "a", "t": 0, "amount": 1}]).iloc[:0], USER)
     assert list(empty.columns) == list(HISTORY_COLUMNS)
     assert len(empty) == 0
 
@@ -227,16 +240,16 @@ def test_history_columns_follow_window_duration_and_empty_input() -> None:
 def test_history_rejects_missing_columns() -> None:
     df = frame([{"user": "a", "t": 0, "amount": 1}]).drop(columns=["amount"])
     with pytest.raises(ValueError, match="amount"):
-        compute_history(df, WINDOWS)
+        compute_history(df, USER)
 
 
 def test_history_has_the_novelty_flags_of_the_columns_there() -> None:
     df = frame([{"user": "a", "t": 0, "amount": 1}, {"user": "a", "t": 5, "amount": 2}])
-    without_device = compute_history(df.drop(columns=["device_id"]), WINDOWS)
+    without_device = compute_history(df.drop(columns=["device_id"]), USER)
     assert "is_new_device" not in without_device
     assert {"is_new_location", "is_new_merchant_category"} <= set(without_device)
     minimal = df.drop(columns=["device_id", "location", "merchant_category"])
-    assert not [c for c in compute_history(minimal, WINDOWS) if c.startswith("is_new_")]
+    assert not [c for c in compute_history(minimal, USER) if c.startswith("is_new_")]
 
 
 _row = st.fixed_dictionaries(
@@ -275,9 +288,11 @@ def test_appending_later_transactions_never_changes_earlier_history(
         {**r, "tid": f"l{i}", "user": user, "t": t_max + dt}
         for i, (r, dt, user) in enumerate(later)
     ]
-    before = compute_history(frame(rows), windows).set_axis([r["tid"] for r in rows])
+    before = compute_history(frame(rows), user_cfg(windows)).set_axis([r["tid"] for r in rows])
     combined = frame(rows + rows_later).sample(frac=1.0, random_state=seed)
-    after = compute_history(combined, windows).set_axis(combined["transaction_id"].to_numpy())
+    after = compute_history(combined, user_cfg(windows)).set_axis(
+        combined["transaction_id"].to_numpy()
+    )
     pd.testing.assert_frame_equal(after.loc[before.index], before, check_exact=True)
 
 
@@ -287,7 +302,7 @@ def test_appending_later_transactions_never_changes_earlier_history(
 
 
 def test_feature_order_and_history_switch() -> None:
-    names = FeatureConfig().feature_names()
+    names = USER.feature_names()
     assert names == [
         *BASE_COLUMNS,
         *categorical_columns(),
@@ -306,6 +321,7 @@ def test_feature_order_and_history_switch() -> None:
     ]
     assert names[8:10] == ["merchant_category_code", "merchant_category_fraud_rate"]
     off = FeatureConfig(use_history=False).feature_names()
+    assert FeatureConfig().feature_names()[: len(names)] == names  # other entities come after
     assert off == [*BASE_COLUMNS, *categorical_columns()]
 
 
@@ -313,7 +329,7 @@ def test_exclude_and_use_history_in_state(two_users: pd.DataFrame) -> None:
     df = with_history(two_users)
     cfg = FeatureConfig(exclude=["hour_sin", "user_std_amount", "location_code"])
     state = fit_state(df, cfg)
-    full = FeatureConfig().feature_names()
+    full = FeatureConfig().feature_names(state.inputs)
     assert state.feature_names == [
         n for n in full if n not in {"hour_sin", "user_std_amount", "location_code"}
     ]
@@ -333,9 +349,20 @@ def test_exclude_and_use_history_in_state(two_users: pd.DataFrame) -> None:
     ("changes", "message"),
     [
         ({"exclude": ["amount", "not_a_feature", "bogus"]}, "bogus, not_a_feature"),
-        ({"windows": {"1 h": 3600}}, "1 h"),
-        ({"windows": {"1h": 0}}, "positive"),
-        ({"windows": {"1h": 3600, "60m": 3600}}, "repeat"),
+        ({"entities": {"user_id": EntityConfig({"1 h": 3600})}}, "1 h"),
+        ({"entities": {"user_id": EntityConfig({"1h": 0})}}, r"user_id\.windows '1h'.*positive"),
+        ({"entities": {"user_id": EntityConfig({"1h": 3600, "60m": 3600})}}, "repeat"),
+        ({"entities": {"user_id": EntityConfig(risk_windows={"7d": -1})}}, "risk_windows"),
+        ({"entities": {"user_id": EntityConfig(aggregates=["median"])}}, "aggregates"),
+        ({"entities": {"user_id": EntityConfig(aggregates=["sum", "sum"])}}, "distinct"),
+        ({"entities": {"merchant_id": EntityConfig({"1d": 86400})}}, "must include user_id"),
+        ({"entities": {"user_id": EntityConfig(), "ip": EntityConfig()}}, "ip: not an id"),
+        (
+            {"entities": {"user_id": EntityConfig(), "merchant_id": EntityConfig()}},
+            "merchant_id has no window aggregates and no risk_windows",
+        ),
+        ({"label_delay_days": -1}, "label_delay_days"),
+        ({"risk_smoothing": -1.0}, "risk_smoothing"),
         ({"zscore_std_floor": 0.0}, "zscore_std_floor"),
         ({"category_smoothing": -1.0}, "category_smoothing"),
         ({"min_category_count": 0}, "min_category_count"),
@@ -351,7 +378,12 @@ def test_config_check_rejects_bad_values(changes: dict[str, object], message: st
 
 def test_config_parses_from_a_params_section() -> None:
     section = {
-        "windows": {"1h": 3600, "24h": 86400, "7d": 604800},
+        "entities": {
+            "user_id": {"windows": {"1h": 3600}, "aggregates": ["count"], "risk_windows": {}},
+            "merchant_id": {"risk_windows": {"7d": 604800}},
+        },
+        "label_delay_days": 3,
+        "risk_smoothing": 1.5,
         "zscore_std_floor": 2.0,
         "category_smoothing": 5.0,
         "min_category_count": 3,
@@ -359,7 +391,11 @@ def test_config_parses_from_a_params_section() -> None:
         "exclude": ["hour_cos"],
     }
     cfg = parse_section(section, FeatureConfig, "features")
-    assert cfg == FeatureConfig(**section)  # type: ignore[arg-type]
+    entities = {
+        "user_id": EntityConfig({"1h": 3600}, ["count"], {}),
+        "merchant_id": EntityConfig(risk_windows={"7d": 604800}),
+    }
+    assert cfg == FeatureConfig(**{**section, "entities": entities})  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"features\.min_category_count"):
         parse_section({"min_category_count": "many"}, FeatureConfig, "features")
 
@@ -503,7 +539,7 @@ def test_records_path_matches_record_path_with_absent_history_and_unknowns(
     """transform_records (serving's batch path) = transform_record row by row, warnings too."""
     full, state, x = fitted
     records = full.to_dict("records")
-    history = history_columns(WINDOWS)
+    history = state.history_columns
     for i in range(0, len(records), 5):  # some records carry no history, some null history
         records[i] = {k: v for k, v in records[i].items() if k not in history}
     for i in range(1, len(records), 7):
@@ -525,12 +561,18 @@ def test_record_without_history_equals_a_first_ever_transaction(
     full, state, x = fitted
     first_rows = np.flatnonzero(full["user_transaction_count"].to_numpy() == 0)
     assert len(first_rows) > 10
-    history = set(history_columns(WINDOWS))
+    history = set(state.history_columns)
+    first_rows = [
+        i
+        for i in first_rows
+        if full.iloc[i][[h for h in history if h.startswith(("merchant_", "device_"))]].eq(0).all()
+    ]
+    assert len(first_rows) > 10
     for i in first_rows:
         record = {k: v for k, v in full.iloc[i].to_dict().items() if k not in history}
         vector, _ = transform_record(record, state)
         np.testing.assert_array_equal(vector, x[i])
-    assert state.history_defaults == history_defaults(WINDOWS)
+    assert state.history_defaults == FeatureConfig().history_defaults(state.inputs)
     none_valued = {**full.iloc[first_rows[0]].to_dict(), "user_avg_amount": None}
     np.testing.assert_array_equal(transform_record(none_valued, state)[0], x[first_rows[0]])
 
@@ -639,3 +681,18 @@ def test_state_pickles_as_plain_data(
     for i in (0, 17, 999):
         np.testing.assert_array_equal(transform_record(full.iloc[i].to_dict(), restored)[0], x[i])
     np.testing.assert_array_equal(transform(full.head(50), restored), x[:50])
+
+
+def test_with_amount_equals_transform_of_the_changed_amount(
+    fitted: tuple[pd.DataFrame, FeatureState, np.ndarray],
+) -> None:
+    from fraud.features.transform import with_amount
+
+    full, state, x = fitted
+    new = np.where(np.arange(len(full)) % 2, full["amount"] * 10, 3.5)
+    np.testing.assert_array_equal(
+        with_amount(x, state, new), transform(full.assign(amount=new), state)
+    )
+    lean = fit_state(full, FeatureConfig(exclude=["user_std_amount"]))
+    with pytest.raises(ValueError, match="user_std_amount must be among"):
+        with_amount(transform(full, lean), lean, new)

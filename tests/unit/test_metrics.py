@@ -379,7 +379,14 @@ def test_plot_data_bad_arguments_raise_naming_them(kwargs: dict, name: str) -> N
 
 # --------------------------------------------------------------------------- gate
 
-GOOD = {"roc_auc": 0.95, "pr_auc": 0.70, "recall_at_1pct_fpr": 0.60, "f1": 0.5}
+SPIKE_OK = {"rows": 40, "violations": 0, "violation_rate": 0.0}
+GOOD = {
+    "roc_auc": 0.95,
+    "pr_auc": 0.70,
+    "recall_at_1pct_fpr": 0.60,
+    "f1": 0.5,
+    "behaviour": {"amount_spike": SPIKE_OK},
+}
 
 
 def test_gate_passes_without_baseline() -> None:
@@ -390,6 +397,7 @@ def test_gate_passes_without_baseline() -> None:
         ("roc_auc", "minimum"),
         ("pr_auc", "minimum"),
         ("recall_at_1pct_fpr", "minimum"),
+        ("behaviour.amount_spike", "behaviour"),
     ]
     assert result.checks[0] == {
         "metric": "roc_auc",
@@ -405,7 +413,7 @@ def test_gate_fails_minimum_with_exact_text() -> None:
     result = gate(dict(GOOD, pr_auc=0.4123), GateConfig(), None)
     assert not result.passed
     assert result.failures() == ["pr_auc = 0.4123 < minimum 0.5000"]
-    assert [c["passed"] for c in result.checks] == [True, False, True]
+    assert [c["passed"] for c in result.checks] == [True, False, True, True]
 
 
 def test_gate_minimum_is_inclusive() -> None:
@@ -448,7 +456,7 @@ def test_gate_regression_boundary_is_inclusive_despite_float_rounding() -> None:
 
 
 def test_gate_lists_every_failure() -> None:
-    metrics = {"roc_auc": 0.85, "pr_auc": 0.4123, "recall_at_1pct_fpr": 0.6}
+    metrics = dict(GOOD, roc_auc=0.85, pr_auc=0.4123, recall_at_1pct_fpr=0.6)
     result = gate(metrics, GateConfig(), {"roc_auc": 0.97, "pr_auc": 0.45})
     assert result.failures() == [
         "roc_auc = 0.8500 < minimum 0.9000",
@@ -462,18 +470,39 @@ def test_gate_compare_to_baseline_false_ignores_baseline() -> None:
     cfg = GateConfig(compare_to_baseline=False)
     result = gate(GOOD, cfg, {"roc_auc": 0.999, "pr_auc": 0.999})
     assert result.passed
-    assert all(c["kind"] == "minimum" for c in result.checks)
+    assert {c["kind"] for c in result.checks} == {"minimum", "behaviour"}
 
 
 def test_gate_skips_metrics_the_baseline_lacks() -> None:
     result = gate(GOOD, GateConfig(), {"pr_auc": 0.70})
-    assert [(c["metric"], c["kind"]) for c in result.checks][3:] == [("pr_auc", "regression")]
+    assert [(c["metric"], c["kind"]) for c in result.checks][3:-1] == [("pr_auc", "regression")]
     assert result.passed
 
 
 def test_gate_with_no_checks_passes() -> None:
-    cfg = GateConfig(min_metrics={}, max_regression={})
+    cfg = GateConfig(min_metrics={}, max_regression={}, max_violation_rate={})
     assert gate({}, cfg, {"roc_auc": 1.0}) == GateResult(passed=True, checks=[])
+
+
+def test_gate_bounds_the_behavioural_checks() -> None:
+    broken = {"rows": 40, "violations": 3, "violation_rate": 0.075}
+    result = gate(dict(GOOD, behaviour={"amount_spike": broken}), GateConfig(), None)
+    assert not result.passed
+    assert result.failures() == [
+        "behaviour.amount_spike: 3 of 40 rows broke it, 7.50% > maximum 0.00%"
+    ]
+    lenient = GateConfig(max_violation_rate={"amount_spike": 0.1})
+    assert gate(dict(GOOD, behaviour={"amount_spike": broken}), lenient, None).passed
+    skipped = {"skipped": "the model has no user_avg_amount feature"}
+    row = gate(dict(GOOD, behaviour={"amount_spike": skipped}), GateConfig(), None).checks[-1]
+    assert row["passed"]
+    assert row["skipped"] == skipped["skipped"]
+    with pytest.raises(ValueError, match="evaluate did not run"):
+        gate({k: v for k, v in GOOD.items() if k != "behaviour"}, GateConfig(), None)
+    with pytest.raises(ValueError, match="behavioural checks are amount_spike"):
+        GateConfig(max_violation_rate={"price_drop": 0.0}).check()
+    with pytest.raises(ValueError, match=r"max_violation_rate\.amount_spike must be in \[0, 1\]"):
+        GateConfig(max_violation_rate={"amount_spike": 1.5}).check()
 
 
 @pytest.mark.parametrize(
@@ -509,7 +538,7 @@ def test_gate_bad_values_raise_naming_them(
 
 def test_gate_on_evaluate_output() -> None:
     m = evaluate(Y4, S4, 0.35, ThresholdConfig())
-    result = gate(m, GateConfig(), None)
+    result = gate(m, GateConfig(max_violation_rate={}), None)
     assert not result.passed
     # recall_at_1pct_fpr is exactly at its minimum 0.5 and passes
     assert result.failures() == ["roc_auc = 0.7500 < minimum 0.9000"]
@@ -549,7 +578,11 @@ def test_card_precision_breaks_score_ties_by_card_and_refuses_bad_input() -> Non
 
 def test_the_gate_can_bound_card_precision() -> None:
     cfg = parse_section(
-        {"min_metrics": {"card_precision_at_100": 0.2}, "max_regression": {}},
+        {
+            "min_metrics": {"card_precision_at_100": 0.2},
+            "max_regression": {},
+            "max_violation_rate": {},
+        },
         GateConfig,
         "gate",
     )

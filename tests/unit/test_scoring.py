@@ -26,7 +26,7 @@ def test_set(scorer: Scorer) -> pd.DataFrame:
     """Realistic transactions with their point-in-time history, as the pipeline builds them."""
     df = generate_transactions(DataConfig(n_transactions=3000, n_users=150, days=20), seed=11)
     state = scorer.artifact.feature_state
-    return pd.concat([df, compute_history(df, state.config.windows)], axis=1)
+    return pd.concat([df, compute_history(df, state.config)], axis=1)
 
 
 def test_single_batch_and_xgboost_agree_on_every_row(

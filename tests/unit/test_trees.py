@@ -354,7 +354,7 @@ def test_a_trained_models_trees_equal_xgboost(tiny_model: TinyModel) -> None:
     np.testing.assert_array_equal(compile_booster(booster).threshold, compiled.threshold)
     state = artifact.feature_state
     df = generate_transactions(DataConfig(n_transactions=400, n_users=40, days=10), seed=1)
-    df = pd.concat([df, compute_history(df, state.config.windows)], axis=1)
+    df = pd.concat([df, compute_history(df, state.config)], axis=1)
     x = transform(df, state)
     x[np.random.default_rng(0).random(x.shape) < 0.05] = np.nan
     proba, contributions = compiled.predict_with_contributions(x)
