@@ -131,7 +131,6 @@ def test_ids_time_amount_and_label_are_enough_end_to_end(tmp_path: Path) -> None
     external = tmp_path / "data" / "external"
     external.mkdir(parents=True)
     df = generate_transactions(DataConfig(n_transactions=8000, n_users=400, days=40), seed=5)
-    df["merchant_id"] = "m" + (df.index % 50).astype(str)
     minimal = ["transaction_id", "user_id", "merchant_id", "timestamp", "amount", "is_fraud"]
     df[minimal].to_csv(external / "tx.csv", index=False)
     model = build(
@@ -151,6 +150,10 @@ def test_ids_time_amount_and_label_are_enough_end_to_end(tmp_path: Path) -> None
     fields = app.extensions["fraud"].validate.fields
     assert not {"merchant_category", "transaction_type", "location", "device_type"} & set(fields)
     assert required_fields(fields) == ["amount"]  # plus hour/day, or a timestamp
+    names = json.loads(model.manifest.read_text())["features"]
+    assert {"merchant_fraud_risk_7d", "merchant_txn_count_1d"} <= set(names)  # an entity
+    assert not [n for n in names if n.startswith(("device_", "is_new_"))]
+    assert {"merchant_labelled_count_7d", "merchant_fraud_count_7d"} <= set(fields)
     client = app.test_client()
     sample = client.get("/sample-transaction").get_json()
     assert "merchant_category" not in sample

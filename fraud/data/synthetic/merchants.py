@@ -138,8 +138,11 @@ def _compromised_merchant(
     n_m = len(merchants.cat)
     merchant, sec = legit["merchant"], legit["sec"]
     length = np.minimum(rng.integers(cfg.days_min, cfg.days_max + 1, n_m) * SECONDS_PER_DAY, span)
-    t0 = (rng.random(n_m) * (span - length + 1)).astype(np.int64)
-    t1 = t0 + length
+    # Windows start anywhere from `length` before the data to its end and are clipped to it:
+    # every stretch of the data (the test period too) is as likely to hold a compromise.
+    t0 = (rng.random(n_m) * (span + length)).astype(np.int64) - length
+    t1 = np.minimum(t0 + length, span)
+    t0 = np.maximum(t0, 0)
     with np.errstate(divide="ignore"):  # Gumbel keys: a random order weighted by traffic
         key = np.log(np.bincount(merchant, minlength=n_m)) + rng.gumbel(size=n_m)
     order = np.argsort(-key, kind="stable")
