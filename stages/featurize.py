@@ -8,6 +8,8 @@ the model. History-only rows (the label-delay gap of ``split=dates``) get no fea
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 
@@ -64,8 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     splits = {name: read_parquet(getattr(args, f"{name}_in")) for name in PARTS}
     state, matrices = featurize(splits, cfg)
-    for name, (x, y) in matrices.items():
-        write_columns(x, state.feature_names, {schema.LABEL: y}, getattr(args, f"{name}_out"))
+    with ThreadPoolExecutor(max_workers=2) as pool:  # parquet encoding releases the GIL
+        writes = [
+            pool.submit(write_columns, x, state.feature_names, {schema.LABEL: y}, path)
+            for path, (x, y) in ((getattr(args, f"{n}_out"), m) for n, m in matrices.items())
+        ]
+        for write in writes:
+            write.result()
     write_joblib(state, args.state)
     write_json(
         {

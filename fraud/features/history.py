@@ -9,6 +9,7 @@ windows. Label-delayed risk counts only see transactions older than the label de
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 _NANOS_PER_UNIT: dict[str, int] = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 _MAX_KEY = 2**62
 _DAY_MS = 86_400_000
+_THREADS = 2
 
 
 def _require_columns(df: Columns, columns: Iterable[str], what: str) -> None:
@@ -157,9 +159,11 @@ def compute_history(df: pd.DataFrame, cfg: FeatureConfig) -> pd.DataFrame:
     label = df[schema.LABEL].to_numpy(dtype=np.int64) if schema.LABEL in df.columns else None
     delay_ms = int(cfg.label_delay_days) * _DAY_MS
     time_sorted = bool((t[1:] >= t[:-1]).all())
+    entities = cfg.entities_of(inputs)
     codes = _Codes(df)
-    result: dict[str, np.ndarray] = {}
-    for column, entity in cfg.entities_of(inputs):
+
+    def one(column: str, entity: EntityConfig) -> dict[str, np.ndarray]:
+        """One entity's history columns, in the original row order."""
         blocks = _Blocks.build(codes(column)[0], t, amount, column, time_sorted)
         if column == USER_ID:
             sorted_cols = _user_columns(blocks, amount, entity, codes, inputs)
@@ -167,10 +171,20 @@ def compute_history(df: pd.DataFrame, cfg: FeatureConfig) -> pd.DataFrame:
             sorted_cols = _window_columns(blocks, amount[blocks.order], entity, column)
         y = None if label is None else label[blocks.order]
         sorted_cols |= _risk_columns(blocks, y, entity, column, delay_ms)
+        out: dict[str, np.ndarray] = {}
         for name, values in sorted_cols.items():
-            out = np.empty(n, dtype=values.dtype)
-            out[blocks.order] = values
-            result[name] = out
+            out[name] = np.empty(n, dtype=values.dtype)
+            out[name][blocks.order] = values
+        return out
+
+    # Entities are independent and numpy / pyarrow release the GIL in their sorts, searches
+    # and hashing: two threads use both cores of a small machine (same results, any order).
+    needed = [c for c, _ in entities] + list(novelty_columns(inputs).values())
+    with ThreadPoolExecutor(max_workers=_THREADS) as pool:
+        list(pool.map(codes, dict.fromkeys(needed)))
+        result: dict[str, np.ndarray] = {}
+        for part in pool.map(lambda item: one(*item), entities):
+            result |= part
     return pd.DataFrame({name: result[name] for name in columns}, index=df.index, copy=False)
 
 
