@@ -9,6 +9,7 @@ the model. History-only rows (the label-delay gap of ``split=dates``) get no fea
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,7 @@ import pandas as pd
 from fraud.config import load_params, parse_checked
 from fraud.data import schema
 from fraud.data.split import PARTS
-from fraud.features.history import compute_history
+from fraud.features.history import history_arrays
 from fraud.features.spec import FeatureConfig
 from fraud.features.state import FeatureState, fit_state
 from fraud.features.transform import transform_columns
@@ -41,15 +42,21 @@ def featurize(
     history features.
     """
     full = pd.concat([splits[name] for name in PARTS], ignore_index=True)
-    history = compute_history(full, cfg)
-    full = pd.concat([full, history], axis=1)
-    bounds = np.cumsum([0, *(len(splits[name]) for name in PARTS)])
-    parts = {name: full.iloc[bounds[i] : bounds[i + 1]] for i, name in enumerate(PARTS)}
-    state = fit_state(parts["train"], cfg)
+    history = history_arrays(full, cfg)
+    del full
+    bounds = dict(zip(PARTS, np.cumsum([0, *(len(splits[name]) for name in PARTS)]), strict=False))
+    state = fit_state(splits["train"], cfg)
+
+    def columns(name: str) -> dict[str, Any]:
+        """The split's raw columns and its slice (views) of the history columns."""
+        start = bounds[name]
+        stop = start + len(splits[name])
+        return {**dict(splits[name].items()), **{h: v[start:stop] for h, v in history.items()}}
+
     return state, {
         name: (
-            transform_columns(parts[name], state),
-            parts[name][schema.LABEL].to_numpy(dtype="int64"),
+            transform_columns(columns(name), state),
+            splits[name][schema.LABEL].to_numpy(dtype="int64"),
         )
         for name in SPLITS
     }

@@ -145,13 +145,18 @@ def compute_history(df: pd.DataFrame, cfg: FeatureConfig) -> pd.DataFrame:
     """
     import pandas as pd
 
+    return pd.DataFrame(history_arrays(df, cfg), index=df.index, copy=False)
+
+
+def history_arrays(df: pd.DataFrame, cfg: FeatureConfig) -> dict[str, np.ndarray]:
+    """``compute_history``'s columns as plain arrays, in row order (no frame around them:
+    slices of them are views, which featurize hands to ``transform`` part by part)."""
     inputs = present_inputs(df.columns)
     columns = cfg.history_columns(inputs)
     _require_columns(df, [USER_ID, schema.TIMESTAMP, schema.AMOUNT], "compute_history")
     n = len(df)
     if n == 0:
-        dtypes = {c: "int64" if is_count_column(c) else "float64" for c in columns}
-        return pd.DataFrame({c: pd.Series(dtype=d) for c, d in dtypes.items()}, index=df.index)
+        return {c: np.empty(0, np.int64 if is_count_column(c) else np.float64) for c in columns}
 
     t = _timestamps_ms(df[schema.TIMESTAMP])
     t = t - t.min()
@@ -185,7 +190,7 @@ def compute_history(df: pd.DataFrame, cfg: FeatureConfig) -> pd.DataFrame:
         result: dict[str, np.ndarray] = {}
         for part in pool.map(lambda item: one(*item), entities):
             result |= part
-    return pd.DataFrame({name: result[name] for name in columns}, index=df.index, copy=False)
+    return {name: result[name] for name in columns}
 
 
 def _window_columns(

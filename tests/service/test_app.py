@@ -122,6 +122,49 @@ def test_partial_history_is_scored_with_defaults_and_a_warning(client: FlaskClie
     assert client.post("/predict", json=none).get_json()["warnings"] == []
 
 
+MERCHANT = {
+    "merchant_txn_count_1d": 40,
+    "merchant_amount_sum_1d": 3200.0,
+    "merchant_txn_count_7d": 300,
+    "merchant_amount_sum_7d": 24000.0,
+    "merchant_labelled_count_1d": 35,
+    "merchant_fraud_count_1d": 20,
+    "merchant_labelled_count_7d": 280,
+    "merchant_fraud_count_7d": 90,
+}
+
+
+def test_each_entitys_history_is_taken_from_the_client(
+    client: FlaskClient, scorer: Scorer
+) -> None:
+    """The merchant's history fields are the model's, scored exactly as transform_record does;
+    a partial set is warned about per entity; a bad count is a 422 naming it."""
+    state = scorer.artifact.feature_state
+    assert set(MERCHANT) <= set(state.history_groups["merchant"])
+    record = {**VALID, **MERCHANT}
+    body = client.post("/predict", json=record).get_json()
+    assert body["warnings"] == []
+    vector, _ = transform_record(record, state)
+    expected = float(scorer.artifact.model.predict_proba(vector[None])[0])
+    assert abs(body["fraud_probability"] - expected) < 1e-6
+    first = transform_record(VALID, state)[0]
+    names = state.feature_names
+    assert first[names.index("merchant_fraud_risk_7d")] == state.fraud_prior  # absent: new
+    assert vector[names.index("merchant_fraud_risk_7d")] > 0.3
+    partial = {k: v for k, v in record.items() if k != "merchant_fraud_count_7d"}
+    assert client.post("/predict", json=partial).get_json()["warnings"] == [
+        "partial merchant history: merchant_fraud_count_7d absent, each taken as for a merchant "
+        "with no history; send every merchant history field, or none"
+    ]
+    bad = client.post("/predict", json={**record, "merchant_fraud_count_7d": -1})
+    assert bad.status_code == 422
+    assert [e["field"] for e in bad.get_json()["details"]] == ["merchant_fraud_count_7d"]
+    schema = client.get("/openapi.json").get_json()
+    documented = json.dumps(schema)
+    assert "merchant_labelled_count_7d" in documented
+    assert "before the label delay" in documented
+
+
 def test_prediction_ids_unique(client: FlaskClient) -> None:
     ids = {client.post("/predict", json=VALID).get_json()["prediction_id"] for _ in range(20)}
     assert len(ids) == 20
