@@ -151,6 +151,7 @@ def transaction_fields(
         "user_id": FieldSpec(STRING, "Client's user id", example="user_000123"),
         "transaction_id": FieldSpec(STRING, "Client's transaction id (echoed)", example="txn-1"),
         schema.DEVICE_ID: FieldSpec(STRING, "Client's device id", example="dev-42"),
+        schema.MERCHANT_ID: FieldSpec(STRING, "Client's merchant / terminal id", example="m-7"),
         schema.TIMESTAMP: FieldSpec(
             TIMESTAMP,
             "ISO 8601 time; hour_of_day/day_of_week are derived from it in UTC",

@@ -96,7 +96,8 @@ def with_derived_time(frame: Any, source: str) -> Any:
 
 
 def model_scores(frame: Any, model: Path, manifest: Path, profile: dict) -> np.ndarray | None:
-    """The served model's scores of full transactions (user history computed in the batch).
+    """The served model's scores of full transactions (every entity's history computed in the
+    batch; rows without a label count as unlabelled).
 
     None when the frame lacks a column the model's features need (the user, the time and the
     model's own inputs). Refuses a model whose sha256 differs from the one the profile was

@@ -43,7 +43,23 @@ def validate_params(params: Mapping[str, Any]) -> None:
     unknown = sorted(set(params) - {*SCHEMAS, "model", "split"})
     if unknown:
         raise ConfigError(f"unknown config section(s): {', '.join(unknown)}")
-    for name, schema in SCHEMAS.items():
-        parse_checked(params.get(name), schema, name)
-    parse_model_config(params.get("model"))
-    parse_split_config(params.get("split"))
+    parsed = {
+        name: parse_checked(params.get(name), schema, name) for name, schema in SCHEMAS.items()
+    }
+    model = parse_model_config(params.get("model"))
+    split = parse_split_config(params.get("split"))
+    features: FeatureConfig = parsed["features"]
+    split_delay = getattr(split, "label_delay_days", None)
+    if split_delay is not None and features.label_delay_days < split_delay:
+        raise ConfigError(
+            f"features.label_delay_days ({features.label_delay_days}) is shorter than "
+            f"split.label_delay_days ({split_delay}): the risk features of the first test days "
+            "would use labels the split says are not known yet; set them equal"
+        )
+    constrained = getattr(model, "monotone_constraints", {})
+    unknown = sorted(set(constrained) - set(features.all_feature_names()))
+    if unknown:
+        raise ConfigError(
+            f"invalid config 'model.monotone_constraints': {', '.join(unknown)} is not a "
+            "feature (see data/selected_features.json for the names)"
+        )

@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     result = gate(metrics, gate_cfg, baseline)
     report: dict[str, Any] = {"passed": result.passed, "checks": result.checks}
     write_json(report, args.gate_report)
+    for check in result.checks:
+        if "skipped" in check:
+            print(f"gate: {check['metric']} not checked: {check['skipped']}")
     if not result.passed:
         print("gate: FAILED - models/ keeps the previous model")
         for line in result.failures():

@@ -8,7 +8,7 @@ windows. Label-delayed risk counts only see transactions older than the label de
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -161,7 +161,7 @@ def history_arrays(df: pd.DataFrame, cfg: FeatureConfig) -> dict[str, np.ndarray
     t = _timestamps_ms(df[schema.TIMESTAMP])
     t = t - t.min()
     amount = df[schema.AMOUNT].to_numpy(dtype=np.float64)
-    label = df[schema.LABEL].to_numpy(dtype=np.int64) if schema.LABEL in df.columns else None
+    label = _labels(df)
     delay_ms = int(cfg.label_delay_days) * _DAY_MS
     time_sorted = bool((t[1:] >= t[:-1]).all())
     entities = cfg.entities_of(inputs)
@@ -173,9 +173,13 @@ def history_arrays(df: pd.DataFrame, cfg: FeatureConfig) -> dict[str, np.ndarray
         if column == USER_ID:
             sorted_cols = _user_columns(blocks, amount, entity, codes, inputs)
         else:
-            sorted_cols = _window_columns(blocks, amount[blocks.order], entity, column)
-        y = None if label is None else label[blocks.order]
-        sorted_cols |= _risk_columns(blocks, y, entity, column, delay_ms)
+            sorted_cols = _window_columns(
+                blocks,
+                lambda: blocks.exclusive_sums(amount[blocks.order][np.newaxis])[0],
+                entity,
+                column,
+            )
+        sorted_cols |= _risk_columns(blocks, label[blocks.order], entity, column, delay_ms)
         out: dict[str, np.ndarray] = {}
         for name, values in sorted_cols.items():
             out[name] = np.empty(n, dtype=values.dtype)
@@ -194,47 +198,56 @@ def history_arrays(df: pd.DataFrame, cfg: FeatureConfig) -> dict[str, np.ndarray
 
 
 def _window_columns(
-    blocks: _Blocks, x: np.ndarray, entity: EntityConfig, column: str
+    blocks: _Blocks, amount_sums: Callable[[], np.ndarray], entity: EntityConfig, column: str
 ) -> dict[str, np.ndarray]:
-    """Count and amount sum of the entity's earlier transactions in each window."""
+    """Count and/or amount sum (``entity.window_columns()``) of the entity's earlier
+    transactions in each window; ``amount_sums()`` gives the per-block exclusive prefix sums
+    of the amount, computed only when a sum is needed."""
     windows = sorted_windows(entity.windows)
-    if not windows:
+    kinds = entity.window_columns()
+    if not windows or not kinds:
         return {}
-    exclusive = blocks.exclusive_sums(x[np.newaxis])[0]
-    at_end = exclusive[blocks.end]
+    exclusive = amount_sums() if "amount_sum" in kinds else None
     p = entity_prefix(column)
     out: dict[str, np.ndarray] = {}
     for label, seconds in windows:
         start = blocks.first_at_or_after(seconds * 1000)
-        out[f"{p}_txn_count_{label}"] = blocks.end - start
-        out[f"{p}_amount_sum_{label}"] = at_end - exclusive[start]
+        if "txn_count" in kinds:
+            out[f"{p}_txn_count_{label}"] = blocks.end - start
+        if exclusive is not None:
+            out[f"{p}_amount_sum_{label}"] = exclusive[blocks.end] - exclusive[start]
     return out
 
 
+def _labels(df: pd.DataFrame) -> np.ndarray:
+    """``is_fraud`` as int8: 1 fraud, 0 legitimate, -1 unknown (missing, not 0/1, or no
+    such column: current data of a live system is partly unlabelled)."""
+    if schema.LABEL not in df.columns:
+        return np.full(len(df), -1, dtype=np.int8)
+    raw = df[schema.LABEL].to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.where(raw == 1, 1, np.where(raw == 0, 0, -1)).astype(np.int8)
+
+
 def _risk_columns(
-    blocks: _Blocks, y: np.ndarray | None, entity: EntityConfig, column: str, delay_ms: int
+    blocks: _Blocks, y: np.ndarray, entity: EntityConfig, column: str, delay_ms: int
 ) -> dict[str, np.ndarray]:
     """Per risk window: how many of the entity's transactions in [t - delay - window, t - delay)
-    there were (their labels are known at t) and how many of them were fraud; without labels
-    (``y`` None) none is known."""
+    had a known label (``y`` >= 0; labels of that age are known at t) and how many of them
+    were fraud."""
     windows = sorted_windows(entity.risk_windows)
     if not windows:
         return {}
     p = entity_prefix(column)
-    if y is None:
-        zeros = np.zeros(len(blocks.key), dtype=np.int64)
-        return {
-            f"{p}_{kind}_count_{label}": zeros
-            for label, _ in windows
-            for kind in ("labelled", "fraud")
-        }
+    # Integer prefix sums: exact, so other blocks can never change a block's differences.
+    known = np.zeros(len(y) + 1, dtype=np.int64)
+    np.cumsum(y >= 0, out=known[1:])
     frauds = np.zeros(len(y) + 1, dtype=np.int64)
-    np.cumsum(y, out=frauds[1:])  # integer sums: exact, so other blocks cannot change them
+    np.cumsum(y == 1, out=frauds[1:])
     known_end = blocks.first_at_or_after(delay_ms)  # delay 0: the first of the tie group
     out: dict[str, np.ndarray] = {}
     for label, seconds in windows:
         start = blocks.first_at_or_after(delay_ms + seconds * 1000)
-        out[f"{p}_labelled_count_{label}"] = known_end - start
+        out[f"{p}_labelled_count_{label}"] = known[known_end] - known[start]
         out[f"{p}_fraud_count_{label}"] = frauds[known_end] - frauds[start]
     return out
 
@@ -278,11 +291,7 @@ def _user_columns(
         "user_std_amount": np.sqrt(var),
         "seconds_since_last_transaction": since_last,
     }
-    p = entity_prefix(USER_ID)
-    for label, seconds in sorted_windows(entity.windows):
-        start = blocks.first_at_or_after(seconds * 1000)
-        out[f"{p}_txn_count_{label}"] = end - start
-        out[f"{p}_amount_sum_{label}"] = sums_at_end[0] - exclusive[0, start]
+    out |= _window_columns(blocks, lambda: exclusive[0], entity, USER_ID)
     n_users = int(blocks.entity[-1]) + 1
     for name, col in novelty_columns(inputs).items():
         out[name] = _is_new(*codes(col), blocks, n_users)

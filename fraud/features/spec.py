@@ -19,7 +19,9 @@ import numpy as np
 
 from fraud.data import schema
 
-_LABEL_RE = re.compile(r"^[A-Za-z0-9_]+$")
+_LABEL_RE = re.compile(r"^[A-Za-z0-9]+$")  # no "_": feature names end in _<label>
+#: Longest window or label delay (ten years): far past any use, far from int64 milliseconds.
+MAX_SECONDS = 10 * 365 * 86400
 UNKNOWN = "__unknown__"
 USER_ID = schema.USER_ID
 
@@ -88,9 +90,11 @@ def sorted_windows(windows: Mapping[str, int], what: str = "window") -> list[tup
     items: list[tuple[str, int]] = []
     for label, seconds in dict(windows).items():
         if not isinstance(label, str) or not _LABEL_RE.match(label):
-            raise ValueError(f"{what} label {label!r} must match [A-Za-z0-9_]+")
+            raise ValueError(f"{what} label {label!r} must match [A-Za-z0-9]+")
         if isinstance(seconds, bool) or not isinstance(seconds, int | np.integer) or seconds <= 0:
             raise ValueError(f"{what} {label!r} must be a positive integer of seconds")
+        if seconds > MAX_SECONDS:
+            raise ValueError(f"{what} {label!r} must be at most {MAX_SECONDS} s (ten years)")
         items.append((label, int(seconds)))
     durations = [s for _, s in items]
     if len(set(durations)) != len(durations):
@@ -115,6 +119,13 @@ class EntityConfig:
     windows: dict[str, int] = field(default_factory=dict)
     aggregates: list[str] = field(default_factory=lambda: ["count", "sum"])
     risk_windows: dict[str, int] = field(default_factory=dict)
+
+    def window_columns(self) -> list[str]:
+        """The history kinds each window needs for ``aggregates``: ``txn_count`` (count,
+        mean) and ``amount_sum`` (sum, mean)."""
+        wanted = set(self.aggregates)
+        kinds = [("txn_count", {"count", "mean"}), ("amount_sum", {"sum", "mean"})]
+        return [kind for kind, needs in kinds if wanted & needs]
 
     def check(self, column: str) -> None:
         """Raise ValueError naming the entity and the problem."""
@@ -180,8 +191,9 @@ class FeatureConfig:
             raise ValueError(f"entities must include {USER_ID} (the card)")
         for column, entity in self.entities.items():
             entity.check(column)
-        if self.label_delay_days < 0:
-            raise ValueError(f"label_delay_days must be >= 0, got {self.label_delay_days}")
+        if not 0 <= self.label_delay_days <= MAX_SECONDS // 86400:
+            most = MAX_SECONDS // 86400
+            raise ValueError(f"label_delay_days must be in 0..{most}, got {self.label_delay_days}")
         if not (math.isfinite(self.risk_smoothing) and self.risk_smoothing >= 0):
             raise ValueError(f"risk_smoothing must be >= 0, got {self.risk_smoothing}")
         if not (math.isfinite(self.zscore_std_floor) and self.zscore_std_floor > 0):
@@ -210,7 +222,7 @@ class FeatureConfig:
             p = entity_prefix(column)
             cols = groups[p] = list(EXPANDING_COLUMNS) if column == USER_ID else []
             for label, _ in sorted_windows(entity.windows):
-                cols += [f"{p}_txn_count_{label}", f"{p}_amount_sum_{label}"]
+                cols += [f"{p}_{kind}_{label}" for kind in entity.window_columns()]
             for label, _ in sorted_windows(entity.risk_windows):
                 cols += [f"{p}_labelled_count_{label}", f"{p}_fraud_count_{label}"]
             if column == USER_ID:
@@ -251,10 +263,8 @@ class FeatureConfig:
             if column == USER_ID:
                 plan += [Feature(name, "hist", (name,)) for name in novelty_columns(inputs)]
                 avg, std = "user_avg_amount", "user_std_amount"
-                plan += [
-                    Feature("amount_zscore", "zscore", (avg, std)),
-                    Feature("amount_to_avg_ratio", "ratio", (avg,)),
-                ]
+                zscore, ratio = DERIVED_COLUMNS
+                plan += [Feature(zscore, "zscore", (avg, std)), Feature(ratio, "ratio", (avg,))]
         return plan
 
     def all_feature_names(self, use_history: bool = True, inputs: Inputs = None) -> list[str]:

@@ -3,8 +3,9 @@
 ``transform`` (columns -> matrix) and ``transform_record`` (one mapping -> vector) build the
 same vectors; a parity test proves they agree bit for bit. ``transform_records`` feeds
 validated request records to ``transform`` column-wise (one record takes the per-record path).
-A record without history fields gets exactly what a user's first-ever transaction gets in
-training (``FeatureState.history_defaults``), never a zero-fill training never saw.
+A record without an entity's history fields gets exactly what that entity's first
+transaction gets in training (``FeatureState.history_defaults``), never a zero-fill training
+never saw.
 """
 
 from __future__ import annotations
@@ -154,14 +155,13 @@ def with_amount(x: np.ndarray, state: FeatureState, amount: np.ndarray) -> np.nd
         if name in position:
             out[:, position[name]] = values
     derived = [f for f in state._features if f.op in ("zscore", "ratio") and f.name in position]
-    needed = sorted({a for f in derived for a in f.args})
-    missing = [name for name in needed if name not in position]
-    if missing:
-        raise ValueError(
-            f"with_amount: {', '.join(missing)} must be among the model's features to "
-            f"recompute {', '.join(f.name for f in derived)}"
-        )
-    h = {name: x[:, position[name]] for name in needed}
+    for f in derived:
+        if missing := [a for a in f.args if a not in position]:
+            raise ValueError(
+                f"with_amount: {', '.join(missing)} must be among the model's features to "
+                f"recompute {f.name}"
+            )
+    h = {a: x[:, position[a]] for f in derived for a in f.args}
     for name, values in _apply(derived, h, amount, state).items():
         out[:, position[name]] = values
     return out

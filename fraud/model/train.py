@@ -50,7 +50,7 @@ class XGBoostConfig:
     def check(self) -> None:
         """Raise ValueError naming a constraint that is not -1, 0 or 1."""
         for name, direction in self.monotone_constraints.items():
-            if direction not in (-1, 0, 1):
+            if isinstance(direction, bool) or direction not in (-1, 0, 1):
                 raise ValueError(
                     f"monotone_constraints.{name} must be -1, 0 or 1, got {direction}"
                 )

@@ -94,3 +94,14 @@ def test_monotone_constraints_hold_and_name_their_features() -> None:
     assert (np.diff(free.predict_proba(grid)) < 0).any()  # the data alone says otherwise
     with pytest.raises(ConfigError, match=r"monotone_constraints\.amount must be -1, 0 or 1"):
         parse_model_config({"name": "xgboost", "monotone_constraints": {"amount": 2}})
+
+
+def test_amount_spike_is_skipped_when_an_amount_feature_cannot_be_recomputed() -> None:
+    df = random_frame(1500, 40, seed=6)
+    full = pd.concat([df, compute_history(df, FeatureConfig())], axis=1)
+    state = fit_state(full, FeatureConfig(exclude=["user_std_amount"]))
+    report = amount_spike(transform(full, state), state, lambda m: m[:, 0], AmountSpikeConfig())
+    assert report == {
+        "skipped": "with_amount: user_std_amount must be among the model's features to "
+        "recompute amount_zscore"
+    }

@@ -47,8 +47,10 @@ def brute_force(df: pd.DataFrame, cfg: FeatureConfig) -> pd.DataFrame:
             same = ids == ids[i]
             for label_, w in entity.windows.items():
                 inside = same & (t < t[i]) & (t >= t[i] - w)
-                out.setdefault(f"{p}_txn_count_{label_}", []).append(inside.sum())
-                out.setdefault(f"{p}_amount_sum_{label_}", []).append(amount[inside].sum())
+                if "txn_count" in entity.window_columns():
+                    out.setdefault(f"{p}_txn_count_{label_}", []).append(inside.sum())
+                if "amount_sum" in entity.window_columns():
+                    out.setdefault(f"{p}_amount_sum_{label_}", []).append(amount[inside].sum())
             for label_, w in entity.risk_windows.items():
                 known = same & (t < t[i] - delay) & (t >= t[i] - delay - w)
                 out.setdefault(f"{p}_labelled_count_{label_}", []).append(known.sum())
@@ -65,6 +67,7 @@ def test_merchant_and_device_history_match_the_definition(df: pd.DataFrame) -> N
     got = compute_history(df, CFG)
     want = brute_force(df, CFG)
     assert set(want.columns) < set(got.columns)
+    assert "device_amount_sum_1d" not in got  # device aggregates: count only
     np.testing.assert_allclose(
         got[want.columns].to_numpy(dtype=float), want.to_numpy(dtype=float), rtol=1e-12
     )
@@ -213,3 +216,77 @@ def test_the_radix_sort_of_entity_codes_is_a_stable_argsort(top: int) -> None:
 
     codes = np.random.default_rng(top).integers(0, top, 5000).astype(np.int64)
     np.testing.assert_array_equal(_stable_argsort(codes), np.argsort(codes, kind="stable"))
+
+
+def test_unknown_labels_are_not_counted_as_labelled(df: pd.DataFrame) -> None:
+    """A live system's recent labels are partly missing: those rows are neither labelled nor
+    fraud, and nothing turns into a garbage count."""
+    partial = df.assign(is_fraud=df["is_fraud"].astype("float64"))
+    partial.loc[partial.index % 3 == 0, "is_fraud"] = np.nan
+    got = compute_history(partial, CFG)
+    assert (got.filter(like="_count_") >= 0).all().all()
+    frauds = brute_force(partial.assign(is_fraud=partial["is_fraud"].fillna(0)), CFG)
+    # labelled = the brute-force "fraud" count of a label that is 1 wherever one is known
+    labelled = brute_force(partial.assign(is_fraud=partial["is_fraud"].notna().astype(int)), CFG)
+    for window in ("1d", "3d"):
+        name = f"merchant_fraud_count_{window}"
+        np.testing.assert_array_equal(got[name], frauds[name])
+        np.testing.assert_array_equal(got[f"merchant_labelled_count_{window}"], labelled[name])
+    assert (got["merchant_labelled_count_3d"] < frauds["merchant_labelled_count_3d"]).any()
+
+
+def test_time_sorted_input_takes_the_fast_path_with_the_same_result(df: pd.DataFrame) -> None:
+    ordered = df.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    got = compute_history(ordered, CFG)
+    pd.testing.assert_frame_equal(
+        got,
+        compute_history(df, CFG)
+        .set_axis(df.index)
+        .loc[df.sort_values("timestamp", kind="stable").index]
+        .reset_index(drop=True),
+        check_exact=True,
+    )
+    want = brute_force(ordered, CFG)
+    np.testing.assert_allclose(got[want.columns].to_numpy(float), want.to_numpy(float), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"label_delay_days": 10**9}, "label_delay_days must be in 0..3650"),
+        (
+            {"entities": {"user_id": EntityConfig({"1h": 10**12})}},
+            r"user_id\.windows '1h' must be at most",
+        ),
+        ({"entities": {"user_id": EntityConfig({"7_d": 604800})}}, r"\[A-Za-z0-9\]\+"),
+    ],
+)
+def test_windows_and_delays_are_bounded_and_named(changes: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        FeatureConfig(**changes).check()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            [
+                "split=dates",
+                "split.test_start=2026-04-01",
+                "split.test_end=2026-04-08",
+                "split.label_delay_days=14",
+            ],
+            r"features.label_delay_days \(7\) is shorter than split.label_delay_days \(14\)",
+        ),
+        (["++model.monotone_constraints.amount_zscor=1"], "amount_zscor is not a feature"),
+        (["++model.monotone_constraints.amount=2"], "must be -1, 0 or 1"),
+    ],
+)
+def test_composition_refuses_inconsistent_delays_and_unknown_constraints(
+    overrides: list[str], message: str
+) -> None:
+    from fraud.config import ConfigError
+    from stages.compose import compose_params
+
+    with pytest.raises(ConfigError, match=message):
+        compose_params(["env=production", *overrides])
