@@ -44,6 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     print("test:  " + ", ".join(f"{k} {metrics[k]:.4f}" for k in KEYS if k in metrics))
     for check in gate.get("checks", []):
         mark = "ok  " if check["passed"] else "FAIL"
+        if check["kind"] == "behaviour":
+            detail = check.get("skipped") or (
+                f"{check['violations']} of {check['rows']} rows broke it "
+                f"(rate {check['value']} vs at most {check['bound']})"
+            )
+            print(f"gate:  {mark} {check['metric']}: {detail}")
+            continue
         print(
             f"gate:  {mark} {check['metric']} {check['kind']}: "
             f"{check['value']} vs {check['bound']}"
