@@ -5,7 +5,8 @@ They are answered here, in front of Flask, because Flask's per-request machinery
 routing, hooks, response objects) costs more than scoring one transaction on a cold worker
 (``make bench-serve``: /predict ~1,400 req/s through a Flask view, ~2,500 here). Each step is
 done once, for both endpoints: the content type (415), the body's size, from Content-Length
-or a chunked stream (413 past ``MAX_CONTENT_LENGTH``), JSON parsing (400), validation (422),
+or a chunked stream (413 past ``MAX_PREDICT_LENGTH`` for one transaction, past
+``MAX_CONTENT_LENGTH`` for a batch), JSON parsing (400, lone surrogates too), validation (422),
 the batch size (413 past ``MAX_BATCH``), scoring, the metrics and drift log, and the JSON
 answer or error (``app.errors``, the body every other route's errors have too). Every other
 route is Flask's; on these paths OPTIONS lists the methods and any other method gets a 405,
@@ -91,11 +92,34 @@ def parse_json(raw: bytes) -> Any:
     except orjson.JSONDecodeError:
         pass
     # The standard library words the error, and takes valid JSON orjson refuses (integers
-    # beyond 64 bits, lone surrogate escapes, deep nesting) so validation can name the field.
+    # beyond 64 bits, deep nesting) so validation can name the field.
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
+        parsed = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, "bad_request", f"malformed JSON: {str(exc)[:200]}") from None
+    _refuse_lone_surrogates(parsed)
+    return parsed
+
+
+def _refuse_lone_surrogates(value: Any) -> None:
+    """ApiError 400 for an object key holding a lone surrogate escape such as ``"\\ud800"``:
+    valid JSON text but no Unicode character, so a key could not be echoed back as UTF-8 (as
+    the unknown-field warning does). Such a value is the validator's: a 422 naming its field."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key in item:
+                try:
+                    key.encode("utf-8")
+                except UnicodeEncodeError as exc:
+                    bad = key[exc.start : exc.end].encode("unicode_escape").decode()
+                    raise ApiError(
+                        400, "bad_request", f"malformed JSON: lone surrogate {bad} in a key"
+                    ) from None
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def _prediction_ids(n: int) -> str:
@@ -222,7 +246,12 @@ class ScoringEndpoints:
         self.app = app
         self.flask = wsgi_app
         self.metrics = app.extensions["fraud"].metrics
-        self.limit = int(app.config["MAX_CONTENT_LENGTH"])
+        batch = int(app.config["MAX_CONTENT_LENGTH"])
+        #: path -> body limit: one transaction is ~1 KB, so /predict needs no 8 MiB body
+        self.limits = {
+            "/predict": min(int(app.config["MAX_PREDICT_LENGTH"]), batch),
+            "/predict/batch": batch,
+        }
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -243,7 +272,7 @@ class ScoringEndpoints:
                 headers.append(("Allow", ALLOW))
                 raise ApiError(405, "method_not_allowed", f"{path} accepts POST only")
             check_content_type(environ.get("CONTENT_TYPE", ""))
-            body = parse_json(read_body(environ, self.limit))
+            body = parse_json(read_body(environ, self.limits[path]))
             status, out = 200, endpoint(self.app, body, started)
         except ApiError as exc:
             status, out = exc.status, error_payload(exc.error, exc.message, exc.details)

@@ -25,6 +25,7 @@ SETTINGS: dict[str, tuple[Any, type]] = {
     "REFERENCE_PROFILE_PATH": (None, Path),  # default: reference_profile.json beside the model
     "FEATURES_PATH": ("data/selected_features.json", Path),
     "MAX_CONTENT_LENGTH": (8 * 1024 * 1024, int),
+    "MAX_PREDICT_LENGTH": (64 * 1024, int),  # body limit of POST /predict (one transaction)
     "MAX_BATCH": (None, int),  # default: the manifest's serving.max_batch
     "RISK_MEDIUM": (None, float),  # default: serving.risk_medium
     "RISK_HIGH": (None, float),  # default: serving.risk_high
@@ -46,6 +47,7 @@ FROM_MANIFEST = {
 #: Settings that must be >= 1.
 POSITIVE = (
     "MAX_CONTENT_LENGTH",
+    "MAX_PREDICT_LENGTH",
     "MAX_BATCH",
     "PREDICTION_LOG_MAX_BYTES",
     "PREDICTION_LOG_MAX_FILES",

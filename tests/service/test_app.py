@@ -748,3 +748,49 @@ def test_predict_answers_each_case_with_its_status(
     response = client.post("/predict", data=data, content_type=content_type)
     assert response.status_code == status
     assert response.is_json
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        (json.dumps(VALID)[:-1] + ', "\\ud800": 0}', 400, None),  # a key: was a 500
+        ((json.dumps(VALID)[:-1] + ', "').encode() + b"\xed\xa0\x80" + b'": 0}', 400, None),
+        (json.dumps({**VALID, "location": "x"}).replace('"x"', '"\\udc00x"'), 422, "location"),
+    ],
+    ids=["escaped-key", "raw-bytes-key", "escaped-value"],
+)
+def test_a_lone_surrogate_is_never_a_500(
+    client: FlaskClient, body: str | bytes, status: int, field: str | None
+) -> None:
+    text = body.decode("utf-8", "surrogatepass") if isinstance(body, bytes) else body
+    batch = ('{"transactions": [' + text + "]}").encode("utf-8", "surrogatepass")
+    for path, data in (("/predict", body), ("/predict/batch", batch)):
+        response = client.post(path, data=data, content_type="application/json")
+        answer = response.get_json()
+        if path == "/predict/batch" and status == 422:  # the item is reported at its index
+            assert response.status_code == 200
+            assert answer["results"][0]["errors"][0]["field"] == field
+            continue
+        assert response.status_code == status, (path, response.get_data()[:200])
+        if field is None:
+            assert answer["message"] == "malformed JSON: lone surrogate \\ud800 in a key"
+        else:
+            assert [d["field"] for d in answer["details"]] == [field]
+    pair = json.dumps({**VALID, "location": "x"}).replace('"x"', '"\\ud83d\\ude00"')
+    assert client.post("/predict", data=pair, content_type="application/json").status_code == 200
+
+
+def test_predict_has_its_own_small_body_limit() -> None:
+    app = create_app({"MAX_PREDICT_LENGTH": 4096, "MAX_CONTENT_LENGTH": 1 << 20})
+    client = app.test_client()
+    padded = json.dumps({**VALID, "pad": "x" * 5000})
+    response = client.post("/predict", data=padded, content_type="application/json")
+    assert response.status_code == 413
+    assert "4096" in response.get_json()["message"]
+    batch = client.post(
+        "/predict/batch",
+        data='{"transactions": [' + padded + "]}",
+        content_type="application/json",
+    )
+    assert batch.status_code == 200
+    assert batch.get_json()["n_scored"] == 1
