@@ -74,9 +74,9 @@ clean: ## Remove generated data and caches (keeps committed artifacts)
 # Delivery: the commands the GitHub workflows run (.github/workflows/), runnable by hand.
 .PHONY: security check-pipeline lint-deploy rollback
 
-security: venv ## Security: ruff's bandit (S) rules, pip-audit of the pinned requirements (needs PyPI's advisory API)
+security: venv ## Security: ruff's bandit (S) rules, pip-audit --strict of the pinned requirements (fails unless PyPI's advisory API audits every package)
 	$(BIN)/ruff check --select S --ignore S101,S603,S607 .
-	$(BIN)/pip-audit --progress-spinner off -r requirements.txt -r requirements-serve.txt
+	$(BIN)/pip-audit --strict --progress-spinner off -r requirements.txt -r requirements-serve.txt
 
 check-pipeline: venv ## params.yaml is a fresh composition of its env, and dvc.lock matches (dvc repro --allow-missing --dry)
 	scripts/check_pipeline.sh
