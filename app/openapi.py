@@ -69,14 +69,20 @@ def openapi_document(
     fields: Mapping[str, FieldSpec], version: str, max_batch: int
 ) -> dict[str, Any]:
     """OpenAPI 3.0 document of the service, built from ``fields``."""
+    properties = {name: spec.openapi() for name, spec in fields.items()}
+    for name in (schema.HOUR, schema.DAY):  # null is absent, as for every field...
+        properties[name]["nullable"] = True
     transaction = {
         "type": "object",
         "required": required_fields(fields),
-        "anyOf": [
-            {"required": [schema.HOUR, schema.DAY]},
-            {"required": [schema.TIMESTAMP]},
+        "anyOf": [  # ... but hour and day, or a timestamp, must be there and not null
+            {
+                "required": [schema.HOUR, schema.DAY],
+                "properties": {schema.HOUR: {"type": "integer"}, schema.DAY: {"type": "integer"}},
+            },
+            {"required": [schema.TIMESTAMP], "properties": {schema.TIMESTAMP: {"type": "string"}}},
         ],
-        "properties": {name: spec.openapi() for name, spec in fields.items()},
+        "properties": properties,
         "additionalProperties": True,
         "example": sample_transaction(fields),
     }
@@ -148,18 +154,40 @@ def openapi_document(
                 }
             },
             "/model/info": {"get": {"summary": "Model manifest facts", "responses": {"200": ok}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": ok}}},
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics (text exposition format)",
+                    "responses": {
+                        "200": {
+                            "description": "OK",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/monitoring/drift": {
+                "get": {
+                    "summary": "Drift report over the most recent predictions of all workers",
+                    "security": [{"bearer": []}],
+                    "responses": {
+                        "200": ok,
+                        "401": error("Missing or wrong bearer token (MONITORING_TOKEN)"),
+                        "404": error("Drift monitoring is off: MONITORING_TOKEN is not set"),
+                    },
+                }
+            },
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": ok}}},
             "/sample-transaction": {
                 "get": {"summary": "A valid example request", "responses": {"200": ok}}
             },
         },
         "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
                 "Transaction": transaction,
                 "Batch": batch,
                 "Prediction": _prediction_schema(),
                 **_error_schemas(),
-            }
+            },
         },
     }

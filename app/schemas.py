@@ -19,6 +19,10 @@ MAX_TIMESTAMP = 64
 #: At most this many unknown field names are listed in a warning.
 MAX_LISTED_UNKNOWN = 20
 
+#: What a STRING field's rule accepts, as a JSON Schema pattern: not only whitespace, and no
+#: control character (app.validation's _string_rule).
+STRING_PATTERN = r"^(?!\s*$)[^\x00-\x1f]*$"
+
 NUMBER = "number"
 INTEGER = "integer"
 STRING = "string"
@@ -47,8 +51,13 @@ class FieldSpec:
             out = {"oneOf": [{"type": "boolean"}, {"type": "integer", "enum": [0, 1]}]}
         elif self.kind == TIMESTAMP:
             out = {"type": "string", "format": "date-time", "maxLength": self.max_length}
-        elif self.kind == STRING:
-            out = {"type": "string", "minLength": 1, "maxLength": self.max_length}
+        elif self.kind == STRING:  # the validator's rule: not blank, no control character
+            out = {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": self.max_length,
+                "pattern": STRING_PATTERN,
+            }
         else:
             out = {"type": self.kind}
             if self.minimum is not None:

@@ -794,3 +794,55 @@ def test_predict_has_its_own_small_body_limit() -> None:
     )
     assert batch.status_code == 200
     assert batch.get_json()["n_scored"] == 1
+
+
+def _json_schema(node: Any) -> Any:
+    """An OpenAPI 3.0 schema object as JSON Schema (nullable, boolean exclusiveMinimum)."""
+    if isinstance(node, list):
+        return [_json_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _json_schema(v) for k, v in node.items() if k not in ("nullable", "example")}
+    if out.get("exclusiveMinimum") is True:
+        out["exclusiveMinimum"] = out.pop("minimum")
+    return {"anyOf": [out, {"type": "null"}]} if node.get("nullable") else out
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"location": "  "},
+        {"location": "Chi\x01cago"},
+        {"location": " São Paulo "},
+        {"day_of_week": None, "timestamp": "2026-03-04T14:05:00Z"},
+        {"day_of_week": None},
+        {"timestamp": None},
+        {"timestamp": None, "hour_of_day": None, "day_of_week": None},
+        {"amount": 0},
+    ],
+)
+def test_the_openapi_schema_agrees_with_the_service(
+    client: FlaskClient, changes: dict[str, Any]
+) -> None:
+    """What the document says is valid is what the service scores (200), and vice versa."""
+    import jsonschema
+
+    doc = client.get("/openapi.json").get_json()
+    schema = _json_schema(doc["components"]["schemas"]["Transaction"])
+    body = {**VALID, **changes}
+    valid = jsonschema.Draft202012Validator(schema).is_valid(body)
+    status = client.post("/predict", json=body).status_code
+    assert status in (200, 422)
+    assert valid == (status == 200), (changes, status)
+
+
+def test_the_document_describes_metrics_as_text_and_the_drift_endpoint(
+    client: FlaskClient,
+) -> None:
+    paths = client.get("/openapi.json").get_json()["paths"]
+    assert set(paths["/metrics"]["get"]["responses"]["200"]["content"]) == {"text/plain"}
+    assert client.get("/metrics").content_type.startswith("text/plain")
+    drift = paths["/monitoring/drift"]["get"]
+    assert drift["security"] == [{"bearer": []}]
+    assert {"200", "401", "404"} <= set(drift["responses"])
