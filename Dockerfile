@@ -22,6 +22,7 @@ FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    HOST=0.0.0.0 \
     PORT=8000
 RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin app
 WORKDIR /app

@@ -16,7 +16,9 @@ import shutil
 import tempfile
 from typing import Any
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+# Loopback unless HOST says otherwise: `make serve` on a laptop is not open to its network;
+# the image sets HOST=0.0.0.0 (App Platform routes to the container's port).
+bind = f"{os.environ.get('HOST') or '127.0.0.1'}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
 worker_class = "sync"
 timeout = 30

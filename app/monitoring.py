@@ -15,7 +15,8 @@ with the served model, under the alert rule of the ``drift`` section (conf/drift
 promote stage ships in the manifest, so the service never reads params.yaml.
 
 Logging is on when ``PREDICTION_LOG_DIR`` or ``MONITORING_TOKEN`` is set (the directory then
-defaults to ``<tmp>/fraud-predictions``); otherwise ``log_predictions`` returns at once.
+defaults to ``<tmp>/fraud-predictions-<uid>``, private to this user); otherwise
+``log_predictions`` returns at once.
 Settings are resolved once, in ``app.settings``.
 """
 
@@ -236,12 +237,27 @@ def _logged_fields(profile_path: Path) -> list[str]:
     return [*defaults.numeric, *defaults.categorical]
 
 
+def _private_directory(name: str) -> Path:
+    """``<tmp>/<name>``, created 0700, refused unless this user owns it and nobody else may
+    write or read it: the default prediction log is shared by this user's workers only (a
+    shared /tmp directory would let another account read scored transactions or plant rows)."""
+    path = Path(tempfile.gettempdir()) / name
+    path.mkdir(mode=0o700, exist_ok=True)
+    info = path.lstat()
+    if path.is_symlink() or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise RuntimeError(
+            f"{path} is not a private directory of this user (owner uid {info.st_uid}, "
+            f"mode {oct(info.st_mode & 0o777)}): set PREDICTION_LOG_DIR"
+        )
+    return path
+
+
 def init_monitoring(app: Flask, manifest: Mapping[str, Any]) -> None:
     """Set up the prediction log (when configured) and register GET /monitoring/drift."""
     settings = {key: app.config[key] for key in SETTINGS}
     directory = settings["PREDICTION_LOG_DIR"]
     if directory is None and settings["MONITORING_TOKEN"]:
-        directory = Path(tempfile.gettempdir()) / "fraud-predictions"
+        directory = _private_directory(f"fraud-predictions-{os.getuid()}")
         settings["PREDICTION_LOG_DIR"] = directory
     log = None
     if directory is not None:

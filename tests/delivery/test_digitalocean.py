@@ -45,18 +45,24 @@ def test_spec_names_one_api_service_deploying_master_on_push() -> None:
 
 
 def test_port_equals_the_gunicorn_bind_default() -> None:
+    """With the image's HOST the app listens on App Platform's port on every interface;
+    without it (``make serve`` on a laptop) on loopback only."""
     (service,) = SPEC["services"]
     code = "import importlib.util as u, sys; s = u.spec_from_file_location('g', sys.argv[1]); "
     code += "m = u.module_from_spec(s); s.loader.exec_module(m); print(m.bind)"
-    env = {k: v for k, v in tool_env().items() if k != "PORT"}
-    bind = subprocess.run(
-        [sys.executable, "-c", code, str(REPO / "app/gunicorn.conf.py")],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    assert bind == f"0.0.0.0:{service['http_port']}"
+    env = {k: v for k, v in tool_env().items() if k not in ("PORT", "HOST")}
+
+    def bind(extra: dict[str, str]) -> str:
+        return subprocess.run(
+            [sys.executable, "-c", code, str(REPO / "app/gunicorn.conf.py")],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+
+    assert bind({"HOST": "0.0.0.0"}) == f"0.0.0.0:{service['http_port']}"
+    assert bind({}) == f"127.0.0.1:{service['http_port']}"
     assert service["http_port"] == 8000
 
 

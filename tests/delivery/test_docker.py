@@ -182,9 +182,13 @@ def test_cmd_is_the_projects_gunicorn_command_and_healthcheck_needs_no_curl() ->
     assert health.endswith('CMD ["python", "scripts/healthcheck.py"]')
     env = env_of_stage()
     assert env["PORT"] == "8000"
+    assert env["HOST"] == "0.0.0.0"  # the image listens on every interface; a laptop does not
     assert runtime("EXPOSE") == ["8000"]
     conf = (REPO / "app/gunicorn.conf.py").read_text()
-    assert "bind = f\"0.0.0.0:{os.environ.get('PORT', '8000')}\"" in conf
+    assert (
+        "bind = f\"{os.environ.get('HOST') or '127.0.0.1'}:{os.environ.get('PORT', '8000')}\""
+        in conf
+    )
 
 
 def test_serving_requirements_are_a_pinned_subset_of_requirements_txt() -> None:

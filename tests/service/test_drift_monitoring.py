@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -266,3 +267,18 @@ def test_make_drift_reads_the_apps_log_directory(
     assert report["rows"]["current"] == 4_000
     assert report["features"]["hour_of_day"]["severity"] == "major"
     assert report["score"]["available"] is True
+
+
+def test_the_default_log_directory_is_private_to_this_user(
+    tmp_path: Path, profile_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    app = make_app(tmp_path, profile_path, PREDICTION_LOG_DIR=None)
+    directory = tmp_path / f"fraud-predictions-{os.getuid()}"
+    assert app.extensions["monitoring"].settings["PREDICTION_LOG_DIR"] == directory
+    assert directory.stat().st_mode & 0o777 == 0o700
+    directory.chmod(0o777)  # as a shared /tmp directory another account made would be
+    with pytest.raises(RuntimeError, match=r"not a private directory .* mode 0o777"):
+        make_app(tmp_path, profile_path, PREDICTION_LOG_DIR=None)
