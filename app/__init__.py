@@ -73,6 +73,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """
     from app.api import bp
     from app.errors import register_error_handlers
+    from app.keys import parse_api_keys
     from app.metrics import Metrics
     from app.monitoring import init_monitoring
     from app.predict import ScoringEndpoints
@@ -90,6 +91,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     except ValueError as exc:
         raise ArtifactError(f"manifest {settings['MANIFEST_PATH']}: {exc}") from None
     check_features_file(settings["FEATURES_PATH"], artifact.feature_names)
+    api_keys = parse_api_keys(settings["API_KEYS"])
     app = Flask(__name__)
     app.json = OrjsonProvider(app)
     app.config.update(settings)
@@ -112,8 +114,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(bp)
     register_error_handlers(app)
     init_monitoring(app, manifest)
-    app.wsgi_app = ScoringEndpoints(app, app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = ScoringEndpoints(app, app.wsgi_app, api_keys)  # type: ignore[method-assign]
     logger.info(
         "loaded model %s (%s) from %s", scorer.version, artifact.kind, app.config["MODEL_PATH"]
     )
+    if api_keys:
+        logger.info("scoring endpoints need an API key: %s", ", ".join(sorted(api_keys.values())))
+    else:
+        logger.warning(
+            "no API_KEYS: /predict and /predict/batch are open to anyone who can reach them"
+        )
     return app

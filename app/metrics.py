@@ -150,6 +150,16 @@ class Metrics:
             "Transactions scored at or above the model threshold",
             registry=self.registry,
         )
+        self.keys = Counter(
+            "fraud_api_key_requests",
+            "Authenticated scoring requests by API key name (API_KEYS)",
+            ["key"],
+            registry=self.registry,
+        )
+
+    def observe_key(self, name: str) -> None:
+        """Count one scoring request authenticated with the key called ``name``."""
+        self.keys.labels(name).inc()
 
     def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
         """Count one request and record its latency."""

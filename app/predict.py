@@ -28,6 +28,7 @@ import orjson
 from flask import Flask
 
 from app.errors import INTERNAL_ERROR, ApiError, error_payload
+from app.keys import key_name
 from app.monitoring import log_predictions
 
 logger = logging.getLogger(__name__)
@@ -242,10 +243,13 @@ ENDPOINTS: dict[str, Callable[[Flask, Any, float], dict[str, Any]]] = {
 class ScoringEndpoints:
     """WSGI middleware answering ``ENDPOINTS`` itself and passing everything else to Flask."""
 
-    def __init__(self, app: Flask, wsgi_app: Callable[..., Any]) -> None:
+    def __init__(
+        self, app: Flask, wsgi_app: Callable[..., Any], api_keys: dict[bytes, str] | None = None
+    ) -> None:
         self.app = app
         self.flask = wsgi_app
         self.metrics = app.extensions["fraud"].metrics
+        self.api_keys = api_keys or {}  # digest -> name (app.keys); empty: open
         batch = int(app.config["MAX_CONTENT_LENGTH"])
         #: path -> body limit: one transaction is ~1 KB, so /predict needs no 8 MiB body
         self.limits = {
@@ -271,6 +275,12 @@ class ScoringEndpoints:
             if method != "POST":
                 headers.append(("Allow", ALLOW))
                 raise ApiError(405, "method_not_allowed", f"{path} accepts POST only")
+            if self.api_keys:  # before the body is read: no work for an unknown caller
+                name = key_name(environ.get("HTTP_AUTHORIZATION", ""), self.api_keys)
+                if name is None:
+                    headers.append(("WWW-Authenticate", 'Bearer realm="fraud-scoring"'))
+                    raise ApiError(401, "unauthorized", "a valid API key is required (Bearer)")
+                self.metrics.observe_key(name)
             check_content_type(environ.get("CONTENT_TYPE", ""))
             body = parse_json(read_body(environ, self.limits[path]))
             status, out = 200, endpoint(self.app, body, started)

@@ -31,6 +31,7 @@ SETTINGS: dict[str, tuple[Any, type]] = {
     "RISK_HIGH": (None, float),  # default: serving.risk_high
     "TOP_REASONS": (None, int),  # default: serving.top_reasons
     "MONITORING_TOKEN": (None, str),  # default: no drift endpoint
+    "API_KEYS": (None, str),  # name:sha256 entries (app.keys); default: open scoring endpoints
     "PREDICTION_LOG_DIR": (None, Path),  # default: no prediction log (unless a token is set)
     "PREDICTION_LOG_MAX_BYTES": (8 * 1024 * 1024, int),
     "PREDICTION_LOG_MAX_FILES": (16, int),

@@ -125,5 +125,8 @@ Next steps:
   3. For the daily drift check against production, set the repository variable APP_URL to
        ${urls[production]:-<the production URL once deployed>}
      and the same MONITORING_TOKEN as a repository secret and an encrypted app env var.
-  4. URLs are empty until an app's first deployment finishes: doctl apps get <id>
+  4. Give each client an API key and set the app's encrypted API_KEYS to their
+     name:sha256 entries (python -m app.keys NAME < key prints one); until then the
+     scoring endpoints are open.
+  5. URLs are empty until an app's first deployment finishes: doctl apps get <id>
 EOF
