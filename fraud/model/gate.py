@@ -46,14 +46,12 @@ class GateConfig:
                     f"gate.{section} names {', '.join(unknown)}; gateable metrics are "
                     f"{', '.join(GATEABLE_METRICS)} and card_precision_at_<k>"
                 )
-        for name, bound in self.min_metrics.items():
-            if not math.isfinite(bound):
-                raise ValueError(f"gate.min_metrics.{name} must be finite, got {bound}")
+        for name, bound in self.min_metrics.items():  # every gateable metric lies in [0, 1]
+            if not (math.isfinite(bound) and 0 <= bound <= 1):
+                raise ValueError(f"gate.min_metrics.{name} must be in [0, 1], got {bound}")
         for name, tolerance in self.max_regression.items():
-            if not (math.isfinite(tolerance) and tolerance >= 0):
-                raise ValueError(
-                    f"gate.max_regression.{name} must be a finite number >= 0, got {tolerance}"
-                )
+            if not (math.isfinite(tolerance) and 0 <= tolerance <= 1):
+                raise ValueError(f"gate.max_regression.{name} must be in [0, 1], got {tolerance}")
         for name, rate in self.max_violation_rate.items():
             if name not in CHECKS:
                 raise ValueError(

@@ -9,6 +9,7 @@ not a code edit.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from fraud.runtime.sklearn_model import ForestModel, LogisticModel
 
 #: The training data one ``fit`` sees: train features and labels, valid features and labels.
 Splits = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+INF = math.inf
 
 
 @dataclass
@@ -48,7 +50,22 @@ class XGBoostConfig:
     )
 
     def check(self) -> None:
-        """Raise ValueError naming a constraint that is not -1, 0 or 1."""
+        """Raise ValueError naming a parameter out of range or a constraint not -1, 0, 1."""
+        _check_bounds(
+            self,
+            {
+                "n_estimators": (1, INF, False),
+                "max_depth": (1, INF, False),
+                "learning_rate": (0, 1, True),
+                "subsample": (0, 1, True),
+                "colsample_bytree": (0, 1, True),
+                "min_child_weight": (0, INF, False),
+                "reg_lambda": (0, INF, False),
+                "max_bin": (2, INF, False),
+                "early_stopping_rounds": (1, INF, False),
+                "n_jobs": (1, INF, False),
+            },
+        )
         for name, direction in self.monotone_constraints.items():
             if isinstance(direction, bool) or direction not in (-1, 0, 1):
                 raise ValueError(
@@ -113,6 +130,21 @@ class RandomForestConfig:
     max_samples: float | None = 0.5
     n_jobs: int = 2
 
+    def check(self) -> None:
+        """Raise ValueError naming a parameter out of range."""
+        _check_bounds(
+            self,
+            {
+                "n_estimators": (1, INF, False),
+                "max_depth": (1, INF, False),
+                "min_samples_leaf": (1, INF, False),
+                "max_samples": (0, 1, True),
+                "n_jobs": (1, INF, False),
+            },
+        )
+        if self.max_features not in ("sqrt", "log2"):
+            raise ValueError(f"max_features must be sqrt or log2, got {self.max_features!r}")
+
     def fit(
         self, data: Splits, positive_weight: float, seed: int, names: list[str] | None = None
     ) -> tuple[Runtime, dict[str, Any]]:
@@ -142,6 +174,10 @@ class LogisticRegressionConfig:
     C: float = 1.0
     max_iter: int = 1000
 
+    def check(self) -> None:
+        """Raise ValueError naming a parameter out of range."""
+        _check_bounds(self, {"C": (0, INF, True), "max_iter": (1, INF, False)})
+
     def fit(
         self, data: Splits, positive_weight: float, seed: int, names: list[str] | None = None
     ) -> tuple[Runtime, dict[str, Any]]:
@@ -160,6 +196,20 @@ class LogisticRegressionConfig:
         weight = _sample_weight(y_train, positive_weight)
         pipeline.fit(x_train, y_train, logisticregression__sample_weight=weight)
         return LogisticModel(pipeline), {"n_iter": int(pipeline[-1].n_iter_[0])}
+
+
+def _check_bounds(cfg: Any, bounds: Mapping[str, tuple[float, float, bool]]) -> None:
+    """ValueError naming the first field outside (low, high] (open low) or [low, high]; None
+    (an optional field left unset) passes."""
+    for name, (low, high, open_low) in bounds.items():
+        value = getattr(cfg, name)
+        if value is None:
+            continue
+        above = value > low if open_low else value >= low
+        if not (math.isfinite(value) and above and value <= high):
+            lower = f"> {low:g}" if open_low else f">= {low:g}"
+            upper = "" if high == INF else f" and <= {high:g}"
+            raise ValueError(f"{name} must be {lower}{upper}, got {value}")
 
 
 ModelConfig = XGBoostConfig | RandomForestConfig | LogisticRegressionConfig

@@ -135,3 +135,24 @@ def test_committed_params_equal_a_fresh_composition_of_their_env() -> None:
     committed = (REPO / "params.yaml").read_text()
     env = yaml.safe_load(committed)["base"]["env"]
     assert compose.compose_params([f"env={env}"])[0] == committed
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.max_depth=-3"], r"'model': max_depth must be >= 1, got -3"),
+        (["model.n_estimators=0"], "n_estimators must be >= 1"),
+        (["model.learning_rate=-1"], r"learning_rate must be > 0 and <= 1"),
+        (["model.subsample=2"], r"subsample must be > 0 and <= 1"),
+        (["gate.min_metrics.roc_auc=1.5"], r"gate.min_metrics.roc_auc must be in \[0, 1\]"),
+        (["model=random_forest", "model.max_samples=0"], "max_samples must be > 0"),
+        (["model=random_forest", "model.max_features=all"], "max_features must be sqrt or log2"),
+        (["model=logistic_regression", "model.C=0"], "C must be > 0"),
+    ],
+)
+def test_composition_refuses_impossible_model_and_gate_values_by_key(
+    overrides: list[str], message: str
+) -> None:
+    """They used to pass composition and fail in the train stage, in XGBoost's words."""
+    with pytest.raises(ConfigError, match=message):
+        compose.compose_params(["env=staging", *overrides])
