@@ -44,13 +44,12 @@ def featurize(
     full = pd.concat([splits[name] for name in PARTS], ignore_index=True)
     history = history_arrays(full, cfg)
     del full
-    bounds = dict(zip(PARTS, np.cumsum([0, *(len(splits[name]) for name in PARTS)]), strict=False))
+    starts = np.cumsum([0, *(len(splits[name]) for name in PARTS)])  # each part's rows
     state = fit_state(splits["train"], cfg)
 
     def columns(name: str) -> dict[str, Any]:
         """The split's raw columns and its slice (views) of the history columns."""
-        start = bounds[name]
-        stop = start + len(splits[name])
+        start, stop = starts[PARTS.index(name)], starts[PARTS.index(name) + 1]
         return {**dict(splits[name].items()), **{h: v[start:stop] for h, v in history.items()}}
 
     return state, {

@@ -25,6 +25,7 @@ from fraud.features.spec import (
     novelty_columns,
     present_inputs,
     sorted_windows,
+    window_column,
 )
 
 if TYPE_CHECKING:
@@ -213,9 +214,9 @@ def _window_columns(
     for label, seconds in windows:
         start = blocks.first_at_or_after(seconds * 1000)
         if "txn_count" in kinds:
-            out[f"{p}_txn_count_{label}"] = blocks.end - start
+            out[window_column(p, "txn_count", label)] = blocks.end - start
         if exclusive is not None:
-            out[f"{p}_amount_sum_{label}"] = exclusive[blocks.end] - exclusive[start]
+            out[window_column(p, "amount_sum", label)] = exclusive[blocks.end] - exclusive[start]
     return out
 
 
@@ -247,8 +248,8 @@ def _risk_columns(
     out: dict[str, np.ndarray] = {}
     for label, seconds in windows:
         start = blocks.first_at_or_after(delay_ms + seconds * 1000)
-        out[f"{p}_labelled_count_{label}"] = known[known_end] - known[start]
-        out[f"{p}_fraud_count_{label}"] = frauds[known_end] - frauds[start]
+        out[window_column(p, "labelled_count", label)] = known[known_end] - known[start]
+        out[window_column(p, "fraud_count", label)] = frauds[known_end] - frauds[start]
     return out
 
 

@@ -107,6 +107,13 @@ def entity_prefix(column: str) -> str:
     return column.removesuffix("_id")
 
 
+def window_column(prefix: str, kind: str, label: str) -> str:
+    """The one naming of an entity's per-window columns: ``<prefix>_<kind>_<label>``, kind
+    ``txn_count`` / ``amount_sum`` (history), ``labelled_count`` / ``fraud_count`` (risk
+    history), ``amount_mean`` / ``fraud_risk`` (features), e.g. merchant_fraud_count_7d."""
+    return f"{prefix}_{kind}_{label}"
+
+
 @dataclass
 class EntityConfig:
     """One entity's point-in-time history (``features.entities.<id column>``).
@@ -222,9 +229,11 @@ class FeatureConfig:
             p = entity_prefix(column)
             cols = groups[p] = list(EXPANDING_COLUMNS) if column == USER_ID else []
             for label, _ in sorted_windows(entity.windows):
-                cols += [f"{p}_{kind}_{label}" for kind in entity.window_columns()]
+                cols += [window_column(p, kind, label) for kind in entity.window_columns()]
             for label, _ in sorted_windows(entity.risk_windows):
-                cols += [f"{p}_labelled_count_{label}", f"{p}_fraud_count_{label}"]
+                cols += [
+                    window_column(p, kind, label) for kind in ("labelled_count", "fraud_count")
+                ]
             if column == USER_ID:
                 cols += novelty_columns(inputs)
         return groups
@@ -249,17 +258,22 @@ class FeatureConfig:
             if column == USER_ID:
                 plan += [Feature(name, "hist", (name,)) for name in EXPANDING_COLUMNS]
             for label, _ in sorted_windows(entity.windows):
-                count, total = f"{p}_txn_count_{label}", f"{p}_amount_sum_{label}"
+                count = window_column(p, "txn_count", label)
+                total = window_column(p, "amount_sum", label)
                 for aggregate in entity.aggregates:
                     if aggregate == "count":
                         plan.append(Feature(count, "hist", (count,)))
                     elif aggregate == "sum":
                         plan.append(Feature(total, "hist", (total,)))
                     else:
-                        plan.append(Feature(f"{p}_amount_mean_{label}", "mean", (total, count)))
+                        mean = window_column(p, "amount_mean", label)
+                        plan.append(Feature(mean, "mean", (total, count)))
             for label, _ in sorted_windows(entity.risk_windows):
-                args = (f"{p}_fraud_count_{label}", f"{p}_labelled_count_{label}")
-                plan.append(Feature(f"{p}_fraud_risk_{label}", "risk", args))
+                args = (
+                    window_column(p, "fraud_count", label),
+                    window_column(p, "labelled_count", label),
+                )
+                plan.append(Feature(window_column(p, "fraud_risk", label), "risk", args))
             if column == USER_ID:
                 plan += [Feature(name, "hist", (name,)) for name in novelty_columns(inputs)]
                 avg, std = "user_avg_amount", "user_std_amount"
