@@ -11,7 +11,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 ENV ?= $(shell sed -n 's/^  env: *//p' params.yaml 2>/dev/null | head -n1)
 ARGS ?=
 
-.PHONY: help venv params repro retrain serve drift test test-fast lint format bench-pipeline bench-models bench-serve baseline clean
+.PHONY: help venv params repro retrain serve materialize drift system-deps test test-fast lint format bench-pipeline bench-models bench-serve baseline clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,10 +37,16 @@ retrain: params ## Compose for ENV, run the pipeline and the quality gate: make 
 serve: venv ## Serve models/ with gunicorn on PORT (default 8000); honours MODEL_PATH, FEATURES_PATH
 	$(BIN)/gunicorn -c app/gunicorn.conf.py "app:create_app()"
 
-test: venv ## Run the whole test suite
+system-deps: ## Install the Debian packages the tests run for real (redis-server), if missing
+	scripts/system_packages.sh
+
+materialize: venv ## Fill the online feature store (FEATURE_STORE_URL) from data/processed/ for models/
+	$(BIN)/python -m stages.materialize $(ARGS)
+
+test: venv system-deps ## Run the whole test suite
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
-test-fast: venv ## Run the tests without the slow ones
+test-fast: venv system-deps ## Run the tests without the slow ones
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow"
 
 lint: venv ## Lint and check formatting (ruff)

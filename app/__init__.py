@@ -45,6 +45,8 @@ class ServiceState:
     metrics: Any
     manifest: dict[str, Any]
     started: float
+    history: Any  # app.history.HistorySource: the request's history or the online store's
+    store: Any  # fraud.store.OnlineStore, or None (FEATURE_STORE_URL=none)
 
 
 def check_features_file(path: Path, feature_names: list[str]) -> None:
@@ -73,6 +75,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """
     from app.api import bp
     from app.errors import register_error_handlers
+    from app.history import HistorySource
     from app.keys import parse_api_keys
     from app.metrics import Metrics
     from app.monitoring import init_monitoring
@@ -102,6 +105,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         RiskBands(settings["RISK_MEDIUM"], settings["RISK_HIGH"]),
         settings["TOP_REASONS"],
     )
+    store = _open_store(settings, state)
     app.extensions["fraud"] = ServiceState(
         scorer=scorer,
         validate=TransactionValidator(
@@ -110,6 +114,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         metrics=Metrics(),
         manifest=manifest,
         started=time.time(),
+        history=HistorySource(store, state.history_columns),
+        store=store,
     )
     app.register_blueprint(bp)
     register_error_handlers(app)
@@ -118,6 +124,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     logger.info(
         "loaded model %s (%s) from %s", scorer.version, artifact.kind, app.config["MODEL_PATH"]
     )
+    logger.info(
+        "history: %s", f"online store {store.name}" if store else "from requests only (no store)"
+    )
     if api_keys:
         logger.info("scoring endpoints need an API key: %s", ", ".join(sorted(api_keys.values())))
     else:
@@ -125,3 +134,23 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             "no API_KEYS: /predict and /predict/batch are open to anyone who can reach them"
         )
     return app
+
+
+def _open_store(settings: Mapping[str, Any], state: Any) -> Any:
+    """The online store of FEATURE_STORE_URL for the model's features (opened lazily: a store
+    that is down makes /ready and the scoring endpoints answer 503, it does not stop a boot);
+    None for ``none`` or a model without history features."""
+    from fraud.runtime.artifact import ArtifactError
+    from fraud.store import OnlineStore, open_backend
+    from fraud.store.online import OnlineFeatures
+
+    url = settings["FEATURE_STORE_URL"].strip()
+    if url.lower() == "none" or not state.history_columns:
+        return None
+    try:
+        backend = open_backend(url)
+    except ValueError as exc:
+        raise ArtifactError(f"FEATURE_STORE_URL: {exc}") from None
+    return OnlineStore(
+        backend, OnlineFeatures(state, settings["FEATURE_STORE_MAX_LATENESS"] * 1000)
+    )

@@ -6,6 +6,7 @@ The scoring endpoints are answered in front of Flask, by ``app.predict``.
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
@@ -13,6 +14,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from app.openapi import openapi_document
 from app.predict import now
 from app.schemas import sample_transaction
+from fraud.store.errors import StoreUnavailableError
 
 bp = Blueprint("fraud", __name__)
 
@@ -50,10 +52,21 @@ def health() -> Response:
 
 
 @bp.get("/ready")
-def ready() -> Response:
-    """200 with the model version: a worker exists only once its model loaded and verified
-    (``create_app`` raises otherwise, so the worker never boots)."""
-    return jsonify({"ready": True, "version": _state().scorer.version})
+def ready() -> tuple[Response, int]:
+    """200 with the model version once the model is loaded and verified (``create_app``
+    raises otherwise, so the worker never boots) and the online store answers; 503 naming the
+    store when it does not."""
+    state = _state()
+    store = state.store
+    out: dict[str, Any] = {"ready": True, "version": state.scorer.version, "feature_store": None}
+    if store is not None:
+        out["feature_store"] = store.name
+        try:
+            store.ping()
+        except StoreUnavailableError as exc:
+            out |= {"ready": False, "error": str(exc)}
+            return jsonify(out), 503
+    return jsonify(out), 200
 
 
 @bp.get("/model/info")
@@ -93,5 +106,12 @@ def openapi() -> Response:
 
 @bp.get("/sample-transaction")
 def sample() -> Response:
-    """A valid example body for POST /predict."""
-    return jsonify(sample_transaction(_state().validate.fields))
+    """A valid example body for POST /predict: a raw transaction now, with a fresh id, when
+    the service keeps an online store (its history comes from there), else one carrying the
+    history fields."""
+    state = _state()
+    if state.store is None:
+        return jsonify(sample_transaction(state.validate.fields))
+    body = sample_transaction(state.validate.fields, now())
+    body["transaction_id"] = f"sample-{uuid.uuid4().hex[:12]}"
+    return jsonify(body)

@@ -49,6 +49,7 @@ def _prediction_schema() -> dict[str, Any]:
             "model_version",
             "reasons",
             "warnings",
+            "history_source",
         ],
         "properties": {
             "fraud_probability": {"type": "number", "minimum": 0, "maximum": 1},
@@ -61,6 +62,18 @@ def _prediction_schema() -> dict[str, Any]:
             "transaction_id": {"type": "string"},
             "reasons": {"type": "array", "items": reason},
             "warnings": {"type": "array", "items": {"type": "string"}},
+            "history_source": {
+                "type": "string",
+                "enum": ["store", "request", "none"],
+                "description": "Where the history came from: the service's online store (no "
+                "history field sent), the request's history fields (any sent), or none (no "
+                "store configured: scored as a first transaction)",
+            },
+            "history": {
+                "type": "object",
+                "additionalProperties": {"type": "number", "nullable": True},
+                "description": "The history the store computed (only with FEATURE_STORE_DEBUG=1)",
+            },
         },
     }
 

@@ -28,6 +28,7 @@ import orjson
 from flask import Flask
 
 from app.errors import INTERNAL_ERROR, ApiError, error_payload
+from app.history import DUPLICATE_WARNING, NO_HISTORY_WARNING, NONE, STORE
 from app.keys import key_name
 from app.monitoring import log_predictions
 
@@ -136,6 +137,7 @@ def _prediction(
     answered_at: str,
     version: str,
     prediction_id: str,
+    source: str,
     out: dict[str, Any] | None = None,
 ) -> dict:
     """The response entry of one scored transaction (added to ``out`` when given)."""
@@ -149,6 +151,7 @@ def _prediction(
         "model_version": version,
         "reasons": result["reasons"],
         "warnings": warnings + result["warnings"] if result["warnings"] else warnings,
+        "history_source": source,
     }
     if "transaction_id" in record:
         out["transaction_id"] = record["transaction_id"]
@@ -156,20 +159,87 @@ def _prediction(
 
 
 def _record_scored(
-    app: Flask, records: list[dict[str, Any]], results: list[dict[str, Any]]
+    app: Flask,
+    records: list[dict[str, Any]],
+    results: list[dict[str, Any]],
+    history: list[dict[str, Any] | None] | None = None,
 ) -> None:
-    """Score metrics, and the drift-monitoring log when it is configured."""
+    """Score metrics, and the drift-monitoring log when it is configured (with the history
+    the store computed, as if the client had sent it)."""
     app.extensions["fraud"].metrics.observe_scores(
         [r["fraud_probability"] for r in results], sum(bool(r["is_fraud"]) for r in results)
     )
     if app.extensions["monitoring"].log is not None:
+        extra = history or [None] * len(records)
         log_predictions(
             app,
             [
-                {**record, "fraud_probability": result["fraud_probability"]}
-                for record, result in zip(records, results, strict=True)
+                {**record, **(h or {}), "fraud_probability": result["fraud_probability"]}
+                for record, result, h in zip(records, results, extra, strict=True)
             ],
         )
+
+
+def _history_rows(columns: dict[str, Any] | None, n: int) -> list[dict[str, Any]]:
+    """The store's history columns as one dict per row (JSON-ready numbers)."""
+    if not columns:
+        return [{} for _ in range(n)]
+    lists = {name: values.tolist() for name, values in columns.items()}
+    return [{name: values[k] for name, values in lists.items()} for k in range(n)]
+
+
+def _score(
+    app: Flask, records: list[dict[str, Any]]
+) -> tuple[dict[int, dict[str, Any]], dict[int, list[dict[str, str]]], list[str], dict]:
+    """Score validated records with their history (``app.history``): (results by position,
+    refused by position, each record's history source, the store's history by position)."""
+    state = app.extensions["fraud"]
+    sourced = state.history.resolve(records)
+    store_rows = sourced.rows
+    other = [k for k, s in enumerate(sourced.sources) if s != STORE]
+    results: dict[int, dict[str, Any]] = {}
+    if other:
+        scored = state.scorer.score_records([records[k] for k in other])
+        results.update(zip(other, scored, strict=True))
+    history: dict[int, dict[str, Any]] = {}
+    if store_rows:
+        scored = state.scorer.score_records([records[k] for k in store_rows], sourced.columns)
+        results.update(zip(store_rows, scored, strict=True))
+        history = dict(
+            zip(store_rows, _history_rows(sourced.columns, len(store_rows)), strict=True)
+        )
+    order = sorted(results)
+    _record_scored(
+        app,
+        [records[k] for k in order],
+        [results[k] for k in order],
+        [history.get(k) for k in order],
+    )
+    for k in sourced.duplicates:
+        results[k]["warnings"] = [*results[k]["warnings"], DUPLICATE_WARNING]
+    return results, sourced.errors, sourced.sources, history
+
+
+def _answer(
+    app: Flask,
+    result: dict[str, Any],
+    record: dict[str, Any],
+    warnings: list[str],
+    answered_at: str,
+    prediction_id: str,
+    source: str,
+    history: dict[str, Any] | None,
+    out: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One scored transaction's answer: the prediction, its history source (and, with
+    FEATURE_STORE_DEBUG, the history the store computed)."""
+    if source == NONE:
+        warnings = [*warnings, NO_HISTORY_WARNING]
+    version = app.extensions["fraud"].scorer.version
+    out = _prediction(result, record, warnings, answered_at, version, prediction_id, source, out)
+    if history is not None and app.config["FEATURE_STORE_DEBUG"]:
+        out["history"] = history
+    return out
 
 
 def score_one(app: Flask, body: Any, started: float) -> dict[str, Any]:
@@ -178,9 +248,12 @@ def score_one(app: Flask, body: Any, started: float) -> dict[str, Any]:
     record, warnings, errors = state.validate(body)
     if errors:
         raise ApiError(422, "validation_error", "invalid transaction", errors)
-    result = state.scorer.score_record(record)
-    _record_scored(app, [record], [result])
-    out = _prediction(result, record, warnings, now(), state.scorer.version, _prediction_ids(1))
+    results, refused, sources, history = _score(app, [record])
+    if refused:
+        raise ApiError(422, "validation_error", "invalid transaction", refused[0])
+    out = _answer(
+        app, results[0], record, warnings, now(), _prediction_ids(1), sources[0], history.get(0)
+    )
     out["processing_time_ms"] = round((time.perf_counter() - started) * 1000, 3)
     return out
 
@@ -215,21 +288,32 @@ def score_batch(app: Flask, body: Any, started: float) -> dict[str, Any]:
             results[i] = {"index": i, "errors": errors}
         else:
             valid.append((i, record, warnings))
-    records = [record for _, record, _ in valid]
-    scored = state.scorer.score_records(records)
-    _record_scored(app, records, scored)
-    answered, version, ids = now(), state.scorer.version, _prediction_ids(len(valid))
-    for k, ((i, record, warnings), result) in enumerate(zip(valid, scored, strict=True)):
-        prediction_id = ids[32 * k : 32 * k + 32]
-        results[i] = _prediction(
-            result, record, warnings, answered, version, prediction_id, {"index": i}
+    scored, refused, sources, history = _score(app, [record for _, record, _ in valid])
+    answered, ids = now(), _prediction_ids(len(scored))
+    n = 0
+    for k, (i, record, warnings) in enumerate(valid):
+        if k in refused:
+            results[i] = {"index": i, "errors": refused[k]}
+            continue
+        prediction_id = ids[32 * n : 32 * n + 32]
+        n += 1
+        results[i] = _answer(
+            app,
+            scored[k],
+            record,
+            warnings,
+            answered,
+            prediction_id,
+            sources[k],
+            history.get(k),
+            {"index": i},
         )
     return {
         "results": results,
-        "n_scored": len(valid),
-        "n_errors": len(items) - len(valid),
+        "n_scored": n,
+        "n_errors": len(items) - n,
         "processing_time_ms": round((time.perf_counter() - started) * 1000, 3),
-        "model_version": version,
+        "model_version": state.scorer.version,
     }
 
 

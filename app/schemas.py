@@ -188,8 +188,19 @@ def required_fields(fields: Mapping[str, FieldSpec]) -> list[str]:
     ]
 
 
-def sample_transaction(fields: Mapping[str, FieldSpec]) -> dict[str, Any]:
-    """A valid example request body built from the field examples."""
+def sample_transaction(
+    fields: Mapping[str, FieldSpec], raw_at: str | None = None
+) -> dict[str, Any]:
+    """A valid example request body built from the field examples: with every history field
+    (stateless), or with ``raw_at`` the raw transaction at that time, whose history the
+    service's store computes (no history, no hour/day: they come from the timestamp)."""
     sample = {name: spec.example for name, spec in fields.items() if spec.example is not None}
-    sample.pop(schema.TIMESTAMP, None)
-    return sample
+    if raw_at is None:
+        sample.pop(schema.TIMESTAMP, None)
+        return sample
+    kept = {
+        name: value
+        for name, value in sample.items()
+        if not fields[name].history and name not in (schema.HOUR, schema.DAY)
+    }
+    return kept | {schema.TIMESTAMP: raw_at}

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from fraud.store import DEFAULT_URL
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 #: Setting -> (default, type).
@@ -37,6 +39,11 @@ SETTINGS: dict[str, tuple[Any, type]] = {
     "PREDICTION_LOG_MAX_FILES": (16, int),
     "PREDICTION_LOG_FLUSH_SECONDS": (1.0, float),
     "MONITORING_WINDOW": (50_000, int),
+    # the online feature store: sqlite:///<path> (default; relative to the repository),
+    # redis://... or rediss://... (several instances), none (history only from requests)
+    "FEATURE_STORE_URL": (DEFAULT_URL, str),
+    "FEATURE_STORE_MAX_LATENESS": (86_400, int),  # s a transaction may come after newer ones
+    "FEATURE_STORE_DEBUG": (0, int),  # 1: answers carry the history the store computed
 }
 #: Settings the manifest's ``serving`` section supplies when not set.
 FROM_MANIFEST = {
@@ -109,4 +116,8 @@ def with_manifest(settings: dict[str, Any], manifest: Mapping[str, Any]) -> dict
     for key in POSITIVE:
         if out[key] < 1:
             raise ValueError(f"{key} must be >= 1, got {out[key]}")
+    if out["FEATURE_STORE_MAX_LATENESS"] < 0:
+        raise ValueError(
+            f"FEATURE_STORE_MAX_LATENESS must be >= 0, got {out['FEATURE_STORE_MAX_LATENESS']}"
+        )
     return out

@@ -92,6 +92,16 @@ def copy_repo(dest: Path) -> Path:
     return dest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_feature_store(tmp_path_factory: pytest.TempPathFactory):
+    """No test touches the checkout's data/online/ store: the default store of every app and
+    gunicorn a test starts is a scratch file (a test may still choose its own)."""
+    path = tmp_path_factory.mktemp("feature-store") / "features.db"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FEATURE_STORE_URL", f"sqlite:///{path}")
+        yield
+
+
 @pytest.fixture
 def repo_copy(tmp_path: Path) -> Path:
     """A temporary git repository holding a copy of this project."""
@@ -105,3 +115,85 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
     from tests.tiny_model import build
 
     return build(tmp_path_factory.mktemp("tiny"))
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """A real ``redis-server`` on a loopback port, in memory only, stopped by the fixture."""
+
+    def __init__(self, workdir: Path) -> None:
+        import time
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server not found: apt-get install redis-server (.ci/run does)")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        import redis
+
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    pytest.fail(f"redis-server did not start on port {self.port}")
+                time.sleep(0.05)
+        client.close()
+
+    def flush(self) -> None:
+        import redis
+
+        with redis.Redis.from_url(self.url) as client:
+            client.flushall()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real redis-server for the test session (flushed by ``redis_url``)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The URL of an empty real Redis."""
+    redis_server.flush()
+    return redis_server.url

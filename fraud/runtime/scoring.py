@@ -135,12 +135,17 @@ class Scorer:
             )
         ]
 
-    def score_records(self, records: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    def score_records(
+        self,
+        records: list[Mapping[str, Any]],
+        history: Mapping[str, np.ndarray] | None = None,
+    ) -> list[dict[str, Any]]:
         """Score validated records in one model call: fraud_probability, is_fraud, risk_level,
-        reasons and warnings per record."""
+        reasons and warnings per record. ``history``: the history columns computed by the
+        online store (one value per record), instead of the records' history fields."""
         if not records:
             return []
-        x, warnings = transform_records(records, self.artifact.feature_state)
+        x, warnings = transform_records(records, self.artifact.feature_state, history)
         return self._results(x, *self._model.predict(x), warnings)
 
     def score_record(self, record: Mapping[str, Any]) -> dict[str, Any]:

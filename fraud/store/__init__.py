@@ -1,5 +1,9 @@
 """The online feature store: each entity's point-in-time state, kept by the service itself.
 
+Owns: the store's layout (``layout``), the store-side history computation (``online``) and
+its backends (``sqlite``, ``redis``). May import: data, features (the spec and the scans the
+offline history uses); never training code, so the serving image carries it.
+
 One interface, two backends chosen by one URL (``FEATURE_STORE_URL``):
 
 - ``sqlite:///<path>`` (the default, ``DEFAULT_URL``): an embedded file shared by the workers of
@@ -21,16 +25,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from fraud.store.errors import StoreUnavailableError
-from fraud.store.online import (
-    BASE_PART,
-    EVENT,
-    SEEN_PART,
-    Batch,
-    OnlineFeatures,
-    Result,
-    event_id,
-    time_ms,
-)
+from fraud.store.layout import BASE_PART, EVENT, SEEN_PART, Batch, Result, event_id, time_ms
+from fraud.store.online import OnlineFeatures
 
 __all__ = ["DEFAULT_URL", "OnlineStore", "StoreUnavailableError", "open_backend"]
 

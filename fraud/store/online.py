@@ -1,13 +1,5 @@
 """Point-in-time history from the online store: what ``fraud.features.history`` computes over a
-data set, computed for live transactions from each entity's stored state.
-
-Per entity key (``user:<id>``, ``merchant:<id>``, ``device:<id>``) the store holds parts:
-
-- ``BASE_PART``: the folded aggregates of the key's events older than its horizon (count,
-  amount sum, centred sums for the variance, last time) and the centring shift, a ``BASE``
-  record;
-- ``SEEN_PART`` (users): the first time each device / location / category was used, JSON;
-- one part per day (``t // TILE_MS``): that day's events, ``EVENT`` records in time order.
+data set, computed for live transactions from each entity's stored parts (``fraud.store.layout``).
 
 A transaction's history is computed as of its own timestamp, from its entities' events strictly
 before it (exactly as offline; out-of-order ones included) plus the folded base; it is then
@@ -23,10 +15,8 @@ only load and save parts, atomically.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -37,84 +27,26 @@ from fraud.features.spec import (
     USER_ID,
     EntityConfig,
     entity_prefix,
-    is_count_column,
     novelty_columns,
     sorted_windows,
     window_column,
 )
+from fraud.store.layout import (
+    _EMPTY_BASE,
+    BASE,
+    BASE_PART,
+    EVENT,
+    NO_TIME,
+    SEEN_PART,
+    TILE_MS,
+    Batch,
+    Changes,
+    Loaded,
+    Result,
+)
 
 if TYPE_CHECKING:
     from fraud.features.state import FeatureState
-
-EVENT = np.dtype([("t", "<i8"), ("id", "<i8"), ("amount", "<f8"), ("label", "i1")])
-BASE = np.dtype(
-    [
-        ("n", "<i8"),
-        ("sum", "<f8"),
-        ("c", "<f8"),
-        ("c2", "<f8"),
-        ("last", "<i8"),
-        ("shift", "<f8"),
-        ("horizon", "<i8"),
-    ]
-)
-BASE_PART, SEEN_PART = -1, -2
-TILE_MS = _DAY_MS
-NO_TIME = int(np.iinfo(np.int64).min)
-_EMPTY_BASE = np.array([(0, 0.0, 0.0, 0.0, NO_TIME, np.nan, NO_TIME)], dtype=BASE)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
-
-#: What a backend loads: key -> part -> bytes (absent keys have no entry).
-Loaded = Mapping[str, Mapping[int, bytes]]
-#: What a backend saves: key -> part -> bytes, or None to delete the part.
-Changes = dict[str, dict[int, bytes | None]]
-
-
-def time_ms(value: datetime | str) -> int:
-    """Milliseconds since the epoch (UTC; naive means UTC), floored as offline."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return (value - _EPOCH) // _MS
-
-
-def event_id(transaction_id: str) -> int:
-    """A transaction id as a signed 64-bit event id (blake2b): what duplicates are found by
-    among one card's kept events (a collision there is ~1e-15 likely)."""
-    digest = hashlib.blake2b(transaction_id.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little", signed=True)
-
-
-@dataclass
-class Batch:
-    """Transactions to compute and record, as columns (one entry per transaction)."""
-
-    t: np.ndarray  # int64 ms since the epoch
-    id: np.ndarray  # int64 event ids (``event_id``)
-    amount: np.ndarray  # float64
-    label: np.ndarray  # int8: 1 fraud, 0 legitimate, -1 unknown (live traffic)
-    entities: Mapping[str, Sequence[str]]  # id column -> ids (every entity of the plan)
-    values: Mapping[str, Sequence[str]]  # novelty raw column -> values
-
-    def __len__(self) -> int:
-        return len(self.t)
-
-
-@dataclass
-class Result:
-    """History columns of every transaction of a batch (``history``, in batch order).
-
-    ``late``: refused, older than a key's horizon allows (its history is meaningless, it was not
-    recorded); ``late_entity`` names the entity column. ``duplicate``: already recorded (scored
-    as of its timestamp again, not counted twice).
-    """
-
-    history: dict[str, np.ndarray]
-    late: np.ndarray
-    late_entity: list[str | None]
-    duplicate: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -459,8 +391,3 @@ class _Kind:
             strict=True,
         ):
             changes.setdefault(self.keys[int(code[s])], {})[int(day[s])] = events[s:e].tobytes()
-
-
-def history_names(columns: Sequence[str]) -> dict[str, type]:
-    """History column -> its Python type in an answer (counts are ints)."""
-    return {name: int if is_count_column(name) else float for name in columns}

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import orjson
 
 from fraud.store.errors import StoreUnavailableError
-from fraud.store.online import Changes, Loaded
+from fraud.store.layout import Changes, Loaded
 
 T = TypeVar("T")
 

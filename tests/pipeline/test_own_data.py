@@ -157,8 +157,14 @@ def test_ids_time_amount_and_label_are_enough_end_to_end(tmp_path: Path) -> None
     client = app.test_client()
     sample = client.get("/sample-transaction").get_json()
     assert "merchant_category" not in sample
-    response = client.post(
-        "/predict", json={"amount": 42.0, "timestamp": "2026-02-05T03:00:00Z", "user_id": "u1"}
-    )
+    raw = {"amount": 42.0, "timestamp": "2026-02-05T03:00:00Z", "user_id": "u1"}
+    response = client.post("/predict", json=raw)
+    assert response.status_code == 422  # the store computes the history: it needs the ids
+    assert [e["field"] for e in response.get_json()["details"]] == [
+        "transaction_id",
+        "merchant_id",
+    ]
+    response = client.post("/predict", json=raw | {"transaction_id": "t1", "merchant_id": "m1"})
     assert response.status_code == 200, response.get_json()
     assert 0.0 <= response.get_json()["fraud_probability"] <= 1.0
+    assert response.get_json()["history_source"] == "store"

@@ -117,9 +117,15 @@ def test_partial_history_is_scored_with_defaults_and_a_warning(client: FlaskClie
         "partial user history: user_std_amount, user_txn_count_7d absent, each taken as for a "
         "user with no history; send every user history field, or none"
     ]
+    assert body["history_source"] == "request"
     history = {k for k in VALID if k.startswith(("user_", "seconds_", "is_new_"))} - {"user_id"}
     none = {k: v for k, v in VALID.items() if k not in history}
-    assert client.post("/predict", json=none).get_json()["warnings"] == []
+    stateless = create_app({"FEATURE_STORE_URL": "none"}).test_client()
+    body = stateless.post("/predict", json=none).get_json()
+    assert body["history_source"] == "none"
+    assert body["warnings"] == [
+        "no history sent and no feature store configured: scored as the user's first transaction"
+    ]
 
 
 MERCHANT = {
@@ -198,7 +204,8 @@ def test_timestamp_overrides_hour_and_day(client: FlaskClient, scorer: Scorer) -
     assert response.get_json()["fraud_probability"] == expected["fraud_probability"]
 
 
-def test_absent_history_is_first_transaction(client: FlaskClient, scorer: Scorer) -> None:
+def test_absent_history_is_first_transaction(scorer: Scorer) -> None:
+    client = create_app({"FEATURE_STORE_URL": "none"}).test_client()
     minimal = {k: VALID[k] for k in required_fields(scorer_fields(client))}
     minimal.update(hour_of_day=3, day_of_week=5)
     response = client.post("/predict", json=minimal)
@@ -321,10 +328,10 @@ def test_not_found_and_method_not_allowed_are_json(client: FlaskClient) -> None:
 def test_unhandled_bug_is_json_500(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     scorer = app.extensions["fraud"].scorer
 
-    def boom(record: Any) -> dict:
+    def boom(records: Any, history: Any = None) -> dict:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(scorer, "score_record", boom)
+    monkeypatch.setattr(scorer, "score_records", boom)
     response = app.test_client().post("/predict", json=VALID)
     assert response.status_code == 500
     assert response.get_json() == {"error": "internal_error", "message": "internal server error"}

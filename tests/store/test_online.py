@@ -11,7 +11,8 @@ import pytest
 from fraud.features.history import history_arrays
 from fraud.features.state import fit_state
 from fraud.store import OnlineStore, open_backend, store_size
-from fraud.store.online import Batch, OnlineFeatures, event_id
+from fraud.store.layout import Batch, event_id
+from fraud.store.online import OnlineFeatures
 from tests.unit.test_entities import CFG
 from tests.unit.test_features import random_frame
 
@@ -39,13 +40,21 @@ def replay(store: OnlineStore, df: pd.DataFrame, sizes: list[int], labels: bool)
     return out
 
 
+@pytest.fixture(params=["sqlite", "redis"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each real backend: a SQLite file, an empty real Redis."""
+    if request.param == "redis":
+        return request.getfixturevalue("redis_url")
+    return f"sqlite:///{tmp_path}/s.db"
+
+
 @pytest.mark.parametrize("sizes", [[1], [7, 1, 50, 3], [1000]])
-def test_replay_in_time_order_equals_offline(tmp_path: Path, sizes: list[int]) -> None:
+def test_replay_in_time_order_equals_offline(store_url: str, sizes: list[int]) -> None:
     df = random_frame(800, 40, seed=5, span_days=12).sort_values("timestamp", kind="stable")
     df = df.reset_index(drop=True)
     state = fit_state(df, CFG)
     want = history_arrays(df, CFG)
-    store = OnlineStore(open_backend(f"sqlite:///{tmp_path}/s.db"), OnlineFeatures(state, 0))
+    store = OnlineStore(open_backend(store_url), OnlineFeatures(state, 0))
     results = replay(store, df, sizes, labels=True)
     assert not any(r.late.any() or r.duplicate.any() for r in results)
     for name in state.history_columns:
@@ -53,7 +62,7 @@ def test_replay_in_time_order_equals_offline(tmp_path: Path, sizes: list[int]) -
         np.testing.assert_allclose(got, want[name], rtol=1e-9, atol=1e-9, err_msg=name)
 
 
-def test_out_of_order_and_resent_transactions_are_stored_in_order_once(tmp_path: Path) -> None:
+def test_out_of_order_and_resent_transactions_are_stored_in_order_once(store_url: str) -> None:
     """Arrivals up to a day late are stored as of their own time: re-sending everything
     afterwards answers exactly the offline history and counts nothing twice (duplicates; the
     oldest are past the store's horizon and refused as late)."""
@@ -64,9 +73,7 @@ def test_out_of_order_and_resent_transactions_are_stored_in_order_once(tmp_path:
     rng = np.random.default_rng(0)
     jitter = pd.to_timedelta(rng.integers(0, 20 * 3600, len(df)), unit="s")
     shuffled = df.iloc[np.argsort((df["timestamp"] + jitter).to_numpy(), kind="stable")]
-    store = OnlineStore(
-        open_backend(f"sqlite:///{tmp_path}/s.db"), OnlineFeatures(state, 86_400_000)
-    )
+    store = OnlineStore(open_backend(store_url), OnlineFeatures(state, 86_400_000))
     first = replay(store, shuffled, [1, 9, 30], labels=True)
     assert not any(r.late.any() or r.duplicate.any() for r in first)
     again = replay(store, df, [13, 1, 200], labels=True)
@@ -81,12 +88,12 @@ def test_out_of_order_and_resent_transactions_are_stored_in_order_once(tmp_path:
         )
 
 
-def test_state_is_bounded_and_too_late_transactions_are_refused(tmp_path: Path) -> None:
+def test_state_is_bounded_and_too_late_transactions_are_refused(store_url: str) -> None:
     df = random_frame(3000, 20, seed=7, span_days=60).sort_values("timestamp", kind="stable")
     df = df.reset_index(drop=True)
     state = fit_state(df, CFG)
     want = history_arrays(df, CFG)
-    backend = open_backend(f"sqlite:///{tmp_path}/s.db")
+    backend = open_backend(store_url)
     store = OnlineStore(backend, OnlineFeatures(state, 0))
     results = replay(store, df, [250], labels=True)
     for name in state.history_columns:

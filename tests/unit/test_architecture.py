@@ -20,6 +20,7 @@ ALLOWED = {
     "runtime": {"data", "features"},
     "monitoring": {"data"},
     "model": {"data", "features", "runtime"},
+    "store": {"data", "features"},
 }
 
 
