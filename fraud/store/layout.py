@@ -6,7 +6,7 @@ Per entity key (``user:<id>``, ``merchant:<id>``, ``device:<id>``) the store hol
   horizon (count, amount sum, centred sums for the variance, last time), the centring shift and
   the horizon itself;
 - ``SEEN_PART`` (cards): the first time each device / location / category was used, JSON;
-- one part per day (``t // TILE_MS``): that day's events, ``EVENT`` records in time order.
+- ``EVENTS_PART``: the events the key's windows still reach, ``EVENT`` records in time order.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ BASE = np.dtype(
         ("horizon", "<i8"),
     ]
 )
-BASE_PART, SEEN_PART = -1, -2
-TILE_MS = _DAY_MS
+BASE_PART, SEEN_PART, EVENTS_PART = -1, -2, 0
+#: Events are folded into the base a whole day at a time (a base changes at most daily).
+FOLD_MS = _DAY_MS
 NO_TIME = int(np.iinfo(np.int64).min)
 _EMPTY_BASE = np.array([(0, 0.0, 0.0, 0.0, NO_TIME, np.nan, NO_TIME)], dtype=BASE)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import orjson
 
-from fraud.features.history import _DAY_MS, _segmented_inclusive_cumsum
+from fraud.features.history import _DAY_MS, _segmented_inclusive_cumsum, _sort_order
 from fraud.features.spec import (
     USER_ID,
     EntityConfig,
@@ -36,9 +36,10 @@ from fraud.store.layout import (
     BASE,
     BASE_PART,
     EVENT,
+    EVENTS_PART,
+    FOLD_MS,
     NO_TIME,
     SEEN_PART,
-    TILE_MS,
     Batch,
     Changes,
     Loaded,
@@ -143,11 +144,10 @@ class _Kind:
             b"".join(p.get(BASE_PART, empty) for p in self.parts), dtype=BASE
         ).copy()
         self.known = np.array([BASE_PART in p for p in self.parts], dtype=bool)
-        blobs = [(code, b) for code, p in enumerate(self.parts) for k, b in p.items() if k >= 0]
-        self.context = np.frombuffer(b"".join(b for _, b in blobs), dtype=EVENT)
+        blobs = [p.get(EVENTS_PART, b"") for p in self.parts]
+        self.context = np.frombuffer(b"".join(blobs), dtype=EVENT)
         self.context_code = np.repeat(
-            np.array([c for c, _ in blobs], dtype=np.int64),
-            [len(b) // EVENT.itemsize for _, b in blobs],
+            np.arange(len(blobs), dtype=np.int64), [len(b) // EVENT.itemsize for b in blobs]
         )
 
     def duplicates(self, batch: Batch) -> np.ndarray:
@@ -167,24 +167,24 @@ class _Kind:
         code = np.concatenate([self.context_code, self.codes[insert]])
         t = np.concatenate([self.context["t"], batch.t[insert]])
         amount = np.concatenate([self.context["amount"], batch.amount[insert]])
-        order = np.lexsort((amount, t, code))
-        events = np.empty(len(code), dtype=EVENT)
-        events["t"] = t[order]
-        events["amount"] = amount[order]
-        events["id"] = np.concatenate([self.context["id"], batch.id[insert]])[order]
-        events["label"] = np.concatenate([self.context["label"], batch.label[insert]])[order]
-        self.events, self.code = events, code[order]
-        self.new = (order >= len(self.context_code)).astype(np.int64)
-        first = np.ones(len(code), dtype=bool)
-        first[1:] = self.code[1:] != self.code[:-1]
-        self.start = np.flatnonzero(first)
-        self.row_start = self.start[np.cumsum(first) - 1] if len(code) else self.start
         # a query's position: first event at or after (key, time - back), one composite key
         low = min(int(t.min()) if len(t) else int(batch.t.min()), int(batch.t.min()))
         high = max(int(t.max()) if len(t) else int(batch.t.max()), int(batch.t.max()))
         self._t0 = low - reach - 1
         self._stride = high - self._t0 + 1
-        self._sorted_key = self.code * self._stride + (self.events["t"] - self._t0)
+        key = code * self._stride + (t - self._t0)
+        order = _sort_order(key, amount, None)
+        events = np.empty(len(code), dtype=EVENT)
+        events["t"] = t[order]
+        events["amount"] = amount[order]
+        events["id"] = np.concatenate([self.context["id"], batch.id[insert]])[order]
+        events["label"] = np.concatenate([self.context["label"], batch.label[insert]])[order]
+        self.events, self.code, self._sorted_key = events, code[order], key[order]
+        self.new = order >= len(self.context_code)
+        first = np.ones(len(code), dtype=bool)
+        first[1:] = self.code[1:] != self.code[:-1]
+        self.start = np.flatnonzero(first)
+        self.row_start = self.start[np.cumsum(first) - 1] if len(code) else self.start
 
     def _position(self, batch: Batch, back: int) -> np.ndarray:
         target = self.codes * self._stride + (batch.t - back - self._t0)
@@ -331,31 +331,33 @@ class _Kind:
         return out
 
     def save(self, batch: Batch, insert: np.ndarray, lateness: int, changes: Changes) -> None:
-        """The day parts that got events, and the bases of new keys and of keys whose old days
-        are folded (deleted) because they fell out of the key's reach plus ``lateness``."""
+        """The events of every key that got one, less those folded into its base because
+        they fell a whole day out of the key's reach plus ``lateness``; the bases of new keys
+        and of keys that folded."""
         if not insert.any():
             return
         events, code = self.events, self.code
         t = events["t"]
+        k = len(self.keys)
         block_end = np.append(self.start[1:], len(code))
-        latest = np.full(len(self.keys), NO_TIME, dtype=np.int64)
+        latest = np.full(k, NO_TIME, dtype=np.int64)
         latest[code[self.start]] = t[block_end - 1]
-        cut = ((latest - self.entity.retention - lateness) // TILE_MS) * TILE_MS
+        cut = ((latest - self.entity.retention - lateness) // FOLD_MS) * FOLD_MS
         cut[latest == NO_TIME] = NO_TIME
         fold = t < cut[code]
-        touched = np.zeros(len(self.keys), dtype=bool)
-        touched[code[self.new.astype(bool)]] = True
+        touched = np.zeros(k, dtype=bool)
+        touched[code[self.new]] = True
         base = self.base
         if self.entity.column == USER_ID:
             shift = self.shift
         else:
             shift = np.where(np.isnan(base["shift"]), 0.0, base["shift"])
         rewrite = touched & ~self.known
+        folded = np.zeros(k, dtype=bool)
         if fold.any():
             fc = code[fold]
             x = events["amount"][fold]
             centred = x - shift[fc]
-            k = len(self.keys)
             base["n"] += np.bincount(fc, minlength=k)
             base["sum"] += np.bincount(fc, weights=x, minlength=k)
             base["c"] += np.bincount(fc, weights=centred, minlength=k)
@@ -363,31 +365,18 @@ class _Kind:
             folded_last = np.full(k, NO_TIME, dtype=np.int64)
             np.maximum.at(folded_last, fc, t[fold])
             base["last"] = np.maximum(base["last"], folded_last)
-            folded = np.zeros(k, dtype=bool)
             folded[fc] = True
             base["horizon"] = np.where(folded, np.maximum(base["horizon"], cut), base["horizon"])
             rewrite |= folded
-            for code_i in np.flatnonzero(folded).tolist():
-                part = changes.setdefault(self.keys[code_i], {})
-                for day in self.parts[code_i]:
-                    if 0 <= day < cut[code_i] // TILE_MS:
-                        part[day] = None
         base["shift"] = shift
-        for code_i in np.flatnonzero(rewrite).tolist():
-            changes.setdefault(self.keys[code_i], {})[BASE_PART] = base[
-                code_i : code_i + 1
-            ].tobytes()
-        # day parts holding a new event and not folded
-        keep = ~fold
-        day = t // TILE_MS
-        group = np.ones(len(code), dtype=bool)
-        group[1:] = (code[1:] != code[:-1]) | (day[1:] != day[:-1])
-        starts = np.flatnonzero(group)
-        ends = np.append(starts[1:], len(code))
-        has_new = np.add.reduceat(self.new, starts) > 0
-        for s, e in zip(
-            starts[has_new & keep[starts]].tolist(),
-            ends[has_new & keep[starts]].tolist(),
-            strict=True,
-        ):
-            changes.setdefault(self.keys[int(code[s])], {})[int(day[s])] = events[s:e].tobytes()
+        # a block's folded events are its first ones (time order)
+        kept_start = np.zeros(k, dtype=np.int64)
+        kept_start[code[self.start]] = self.start + np.add.reduceat(fold, self.start)
+        kept_end = np.zeros(k, dtype=np.int64)
+        kept_end[code[self.start]] = block_end
+        for i in np.flatnonzero(touched | folded).tolist():
+            part = changes.setdefault(self.keys[i], {})
+            s, e = int(kept_start[i]), int(kept_end[i])
+            part[EVENTS_PART] = events[s:e].tobytes() if e > s else None
+            if rewrite[i]:
+                part[BASE_PART] = base[i : i + 1].tobytes()
