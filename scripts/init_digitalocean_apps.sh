@@ -128,5 +128,9 @@ Next steps:
   4. Give each client an API key and set the app's encrypted API_KEYS to their
      name:sha256 entries (python -m app.keys NAME < key prints one); until then the
      scoring endpoints are open.
-  5. URLs are empty until an app's first deployment finishes: doctl apps get <id>
+  5. Create a managed Redis / Valkey (doctl databases create fraud-features --engine valkey),
+     set each app's encrypted FEATURE_STORE_URL to its rediss:// URL, and fill it once:
+       make materialize ARGS="--url <that URL>"
+     (without it every deploy starts an empty embedded store and scores returning cards as new)
+  6. URLs are empty until an app's first deployment finishes: doctl apps get <id>
 EOF
