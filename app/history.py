@@ -119,7 +119,11 @@ class HistorySource:
                     f"{self.lateness_s} s before its latest transaction can be scored",
                 )
             ]
-        columns = {name: values[keep] for name, values in result.history.items()}
+        columns = (
+            result.history
+            if keep.all()
+            else {name: np.asarray(values)[keep] for name, values in result.history.items()}
+        )
         duplicates = frozenset(rows[k] for k in np.flatnonzero(result.duplicate).tolist())
         kept = [r for r, k in zip(rows, keep.tolist(), strict=True) if k]
         return Sourced(sources, kept, columns, errors, duplicates)

@@ -184,8 +184,13 @@ def _history_rows(columns: dict[str, Any] | None, n: int) -> list[dict[str, Any]
     """The store's history columns as one dict per row (JSON-ready numbers)."""
     if not columns:
         return [{} for _ in range(n)]
-    lists = {name: values.tolist() for name, values in columns.items()}
+    lists = {name: _plain(values) for name, values in columns.items()}
     return [{name: values[k] for name, values in lists.items()} for k in range(n)]
+
+
+def _plain(values: Any) -> list[Any]:
+    """A history column as a list of Python numbers (NaN stays NaN: JSON null)."""
+    return values.tolist() if hasattr(values, "tolist") else list(values)
 
 
 def _score(
@@ -205,9 +210,9 @@ def _score(
     if store_rows:
         scored = state.scorer.score_records([records[k] for k in store_rows], sourced.columns)
         results.update(zip(store_rows, scored, strict=True))
-        history = dict(
-            zip(store_rows, _history_rows(sourced.columns, len(store_rows)), strict=True)
-        )
+        if app.config["FEATURE_STORE_DEBUG"] or app.extensions["monitoring"].log is not None:
+            rows = _history_rows(sourced.columns, len(store_rows))
+            history = dict(zip(store_rows, rows, strict=True))
     order = sorted(results)
     _record_scored(
         app,
@@ -237,7 +242,7 @@ def _answer(
         warnings = [*warnings, NO_HISTORY_WARNING]
     version = app.extensions["fraud"].scorer.version
     out = _prediction(result, record, warnings, answered_at, version, prediction_id, source, out)
-    if history is not None and app.config["FEATURE_STORE_DEBUG"]:
+    if app.config["FEATURE_STORE_DEBUG"] and source == STORE:
         out["history"] = history
     return out
 

@@ -30,6 +30,10 @@ from tests.conftest import REPO
 from tests.service.test_server import Server, request
 
 TARGETS = {
+    "store_sqlite_predict_rps_8_connections": 1500,
+    "store_sqlite_sequential_p50_ms": 1.5,
+    "store_sqlite_batch_1000_transactions_per_second": 30_000,
+    "store_redis_sequential_p50_ms": 2.0,
     "predict_rps_8_connections": 1500,
     "predict_over_health_ratio": 0.5,
     "sequential_p50_ms": 1.0,
@@ -84,10 +88,15 @@ wrk.headers["Content-Type"] = "application/json"
 def wrk_load(
     url: str, tmp: Path, method: str, body: bytes, seconds: float, connections: int
 ) -> dict:
-    """Closed-loop load from wrk (one thread): successful requests/s and errors."""
+    """Closed-loop load from wrk (one thread) repeating one body."""
     body_file, script = tmp / "body.json", tmp / "wrk.lua"
     body_file.write_bytes(body)
     script.write_text(WRK_SCRIPT.format(method=method, body=body_file))
+    return wrk_run(url, script, seconds, connections)
+
+
+def wrk_run(url: str, script: Path, seconds: float, connections: int) -> dict:
+    """wrk with ``script``: successful requests/s and errors."""
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-s", str(script), url],
         capture_output=True,
@@ -156,24 +165,161 @@ def worker_rss_mib(master_pid: int) -> list[float]:
     return rss
 
 
+def store_traffic(n: int) -> list[dict]:
+    """The production test split's first ``n`` transactions in time order, as raw requests
+    (no history: the service's store computes it), from data/processed/."""
+    import pandas as pd
+
+    test = pd.read_parquet(REPO / "data/processed/test.parquet").sort_values(
+        "timestamp", kind="stable"
+    )
+    test = test.head(n)
+    fields = [
+        "transaction_id",
+        "user_id",
+        "merchant_id",
+        "device_id",
+        "merchant_category",
+        "transaction_type",
+        "location",
+        "device_type",
+    ]
+    out = test[fields].to_dict("records")
+    for body, amount, ts in zip(out, test["amount"], test["timestamp"], strict=True):
+        body["amount"] = float(amount)
+        body["timestamp"] = ts.isoformat()
+    return out
+
+
+WRK_CYCLE = """
+local bodies, i = {{}}, 0
+for line in io.lines("{body}") do bodies[#bodies + 1] = line end
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  i = i % #bodies + 1
+  return wrk.format(nil, nil, nil, bodies[i])
+end
+"""
+
+
+def wrk_cycle(url: str, tmp: Path, bodies: list[bytes], seconds: float, connections: int) -> dict:
+    """Closed-loop wrk load sending ``bodies`` in turn (distinct transactions)."""
+    body_file, script = tmp / "bodies.jsonl", tmp / "cycle.lua"
+    body_file.write_bytes(b"\n".join(bodies) + b"\n")
+    script.write_text(WRK_CYCLE.format(body=body_file))
+    return wrk_run(url, script, seconds, connections)
+
+
+def batches_per_second(port: int, bodies: list[bytes], seconds: float) -> dict:
+    """Distinct batches sent over 2 connections (one per worker) until ``seconds`` or the
+    bodies run out."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    deadline = time.perf_counter() + seconds
+    queue = iter(bodies)
+    ok = errors = 0
+
+    def worker() -> None:
+        nonlocal ok, errors
+        for body in queue:
+            if time.perf_counter() > deadline:
+                return
+            response = exchange(port, raw_request(port, "POST", "/predict/batch", body))
+            if response.startswith(b"HTTP/1.1 200") and b'"n_errors":0' in response:
+                ok += 1
+            else:
+                errors += 1
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda _: worker(), range(2)))
+    elapsed = time.perf_counter() - start
+    return {"requests": ok, "errors": errors, "rps": round(ok / elapsed, 2)}
+
+
+def materialized(url: str) -> float:
+    """Fill the store at ``url`` from train + valid for models/; seconds taken."""
+    from stages import materialize
+
+    started = time.perf_counter()
+    assert materialize.main(["--url", url, "--splits", "history", "train", "valid"]) == 0
+    return round(time.perf_counter() - started, 1)
+
+
+def store_phase(tmp: Path, url: str, args: argparse.Namespace, full: bool) -> dict:
+    """Sequential, 8-connection and batch numbers of the store path at ``url``."""
+    filled = materialized(url)
+    traffic = store_traffic(200_000)
+    bodies = [json.dumps(tx).encode() for tx in traffic]
+    server = Server(tmp, {"FEATURE_STORE_URL": url})
+    try:
+        server.wait_ready()
+        seq = sequential_bodies(server.port, bodies[:2300])
+        out: dict = {"materialize_seconds": filled, "sequential_predict": seq}
+        if full:
+            health = throughput_of(server, tmp, "GET", "/health", b"", 8, args)
+            predict = wrk_cycle(server.url + "/predict", tmp, bodies[2300:60_000], args.seconds, 8)
+            batches = [
+                json.dumps({"transactions": traffic[i : i + 1000]}).encode()
+                for i in range(60_000, len(traffic) - 999, 1000)
+            ]
+            batch = batches_per_second(server.port, batches, args.seconds)
+            out |= {
+                "health_8_connections": health,
+                "predict_8_connections": predict,
+                "predict_over_health_ratio": round(predict["rps"] / health["rps"], 3),
+                "batch_1000_2_connections": dict(
+                    batch, transactions_per_second=round(batch["rps"] * 1000)
+                ),
+            }
+    finally:
+        server.stop()
+    return out
+
+
+def sequential_bodies(port: int, bodies: list[bytes], warmup: int = 300) -> dict:
+    """Client-measured latency of sequential /predict requests, one distinct body each."""
+    samples = []
+    for i, body in enumerate(bodies):
+        start = time.perf_counter()
+        response = exchange(port, raw_request(port, "POST", "/predict", body))
+        if i >= warmup:
+            samples.append((time.perf_counter() - start) * 1000)
+        assert response.startswith(b"HTTP/1.1 200"), response[:300]
+    samples.sort()
+    n = len(samples)
+    return {
+        "n": n,
+        "p50_ms": round(statistics.median(samples), 3),
+        "p99_ms": round(samples[int(0.99 * n) - 1], 3),
+    }
+
+
+def throughput_of(
+    server: Server, tmp: Path, method: str, path: str, body: bytes, connections: int, args
+) -> dict:
+    if shutil.which("wrk"):
+        return wrk_load(server.url + path, tmp, method, body, args.seconds, connections)
+    payload = raw_request(server.port, method, path, body)
+    return asyncio.run(load(server.port, payload, args.seconds, connections))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10.0, help="duration of each load phase")
     ap.add_argument("--sequential", type=int, default=2000, help="sequential /predict requests")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks/results/serve.json")
+    ap.add_argument(
+        "--store",
+        choices=["none", "sqlite", "all"],
+        default="all",
+        help="also measure the online store: sqlite, or sqlite and redis (needs redis-server)",
+    )
     args = ap.parse_args(argv)
     generator = "wrk" if shutil.which("wrk") else "python-asyncio"
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
-        server = Server(Path(tmp))
-
-        def throughput(method: str, path: str, body: bytes, connections: int) -> dict:
-            if generator == "wrk":
-                return wrk_load(
-                    server.url + path, Path(tmp), method, body, args.seconds, connections
-                )
-            payload = raw_request(server.port, method, path, body)
-            return asyncio.run(load(server.port, payload, args.seconds, connections))
-
+        server = Server(Path(tmp), {"FEATURE_STORE_URL": "none"})
         try:
             server.wait_ready()
             status, tx = request(f"{server.url}/sample-transaction")
@@ -182,15 +328,33 @@ def main(argv: list[str] | None = None) -> int:
             assert status == 200, scored
             assert scored["n_scored"] == 1000, scored
             seq = sequential_latency(server.port, json.dumps(tx).encode(), args.sequential)
-            health = throughput("GET", "/health", b"", 8)
-            predict = throughput("POST", "/predict", json.dumps(tx).encode(), 8)
-            batch = throughput("POST", "/predict/batch", batch_body(tx), 2)
+            health = throughput_of(server, Path(tmp), "GET", "/health", b"", 8, args)
+            predict = throughput_of(
+                server, Path(tmp), "POST", "/predict", json.dumps(tx).encode(), 8, args
+            )
+            batch = throughput_of(
+                server, Path(tmp), "POST", "/predict/batch", batch_body(tx), 2, args
+            )
             rss = worker_rss_mib(server.proc.pid)
         finally:
             server.stop()
+        stores: dict = {}
+        if args.store != "none":
+            stores["sqlite"] = store_phase(
+                Path(tmp), f"sqlite:///{tmp}/features.db", args, full=True
+            )
+        if args.store == "all":
+            from tests.conftest import RedisServer
+
+            redis = RedisServer(Path(tmp))
+            try:
+                stores["redis"] = store_phase(Path(tmp), redis.url, args, full=False)
+            finally:
+                redis.stop()
     result = {
         "workers": 2,
         "load_generator": generator,
+        "stateless": "history fields in the request, FEATURE_STORE_URL=none",
         "sequential_predict": seq,
         "health_8_connections": health,
         "predict_8_connections": predict,
@@ -199,6 +363,11 @@ def main(argv: list[str] | None = None) -> int:
             batch, transactions_per_second=round(batch["rps"] * 1000)
         ),
         "rss_per_worker_mib": rss,
+        "store": {
+            "traffic": "the production test split in time order, raw (no history fields), "
+            "after materializing history + train + valid for models/",
+            **stores,
+        },
         "targets": TARGETS,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from fraud.store.errors import StoreUnavailableError
-from fraud.store.layout import BASE_PART, EVENT, SEEN_PART, Batch, Result, event_id, time_ms
+from fraud.store.layout import BASE_PART, EVENT, EVENTS_PART, Batch, Result, event_id, time_ms
 from fraud.store.online import OnlineFeatures
 
 __all__ = ["DEFAULT_URL", "OnlineStore", "StoreUnavailableError", "open_backend"]
@@ -114,6 +114,6 @@ def store_size(backend: Backend) -> dict[str, dict[str, int]]:
         stats["bytes"] += len(key) + len(data) + 8
         if part == BASE_PART:
             stats["keys"] += 1
-        elif part != SEEN_PART:
+        elif part == EVENTS_PART:
             stats["events"] += len(data) // EVENT.itemsize
     return out

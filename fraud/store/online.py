@@ -45,6 +45,7 @@ from fraud.store.layout import (
     Loaded,
     Result,
 )
+from fraud.store.single import compute_one
 
 if TYPE_CHECKING:
     from fraud.features.state import FeatureState
@@ -106,6 +107,8 @@ class OnlineFeatures:
         n = len(batch)
         if n and int(batch.t.min()) < 0:
             raise ValueError("timestamps before 1970 cannot be stored")
+        if n == 1:
+            return compute_one(self, loaded, batch)
         kinds = [_Kind(e, loaded, batch) for e in self.entities]
         late = np.zeros(n, dtype=bool)
         late_entity: list[str | None] = [None] * n
