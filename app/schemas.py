@@ -157,13 +157,32 @@ def transaction_fields(
             maximum=6,
             example=2,
         ),
-        "user_id": FieldSpec(STRING, "Client's user id", example="user_000123"),
-        "transaction_id": FieldSpec(STRING, "Client's transaction id (echoed)", example="txn-1"),
-        schema.DEVICE_ID: FieldSpec(STRING, "Client's device id", example="dev-42"),
-        schema.MERCHANT_ID: FieldSpec(STRING, "Client's merchant / terminal id", example="m-7"),
+        "user_id": FieldSpec(
+            STRING,
+            "The card / account: the key of its history (required when the service computes "
+            "the history: no history field sent)",
+            example="user_000123",
+        ),
+        "transaction_id": FieldSpec(
+            STRING,
+            "Client's transaction id, echoed; required when the service computes the history "
+            "(a re-sent id is not counted twice)",
+            example="txn-1",
+        ),
+        schema.DEVICE_ID: FieldSpec(
+            STRING,
+            "Client's device id (required when the store computes history)",
+            example="dev-42",
+        ),
+        schema.MERCHANT_ID: FieldSpec(
+            STRING,
+            "Client's merchant / terminal id (required when the store computes history)",
+            example="m-7",
+        ),
         schema.TIMESTAMP: FieldSpec(
             TIMESTAMP,
-            "ISO 8601 time; hour_of_day/day_of_week are derived from it in UTC",
+            "ISO 8601 time; hour_of_day/day_of_week are derived from it in UTC; required when "
+            "the service computes the history, which it does as of this time",
             max_length=MAX_TIMESTAMP,
             example="2026-03-04T14:05:00Z",
         ),

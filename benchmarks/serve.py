@@ -1,14 +1,18 @@
 """Benchmark the scoring service: real gunicorn (2 sync workers) on loopback under load.
 
-    python -m benchmarks.serve [--seconds 10]
+    python -m benchmarks.serve [--seconds 10] [--store none|sqlite|all]
 
 Starts the real `gunicorn -c app/gunicorn.conf.py "app:create_app()"` on a free 127.0.0.1
 port with the committed production model, then measures (client-side, same 2 cores):
 sequential /predict latency, /health and /predict throughput at 8 concurrent connections,
 /predict/batch transactions/s with 1,000 transactions per request (one connection per worker),
-and RSS per worker. Throughput uses wrk (`apt-get install wrk`) when it is on PATH - a C load
-generator takes far less of the shared cores than Python - else an asyncio client; the result
-names which. Bounded in count and time; writes benchmarks/results/serve.json.
+and RSS per worker - first stateless (the request carries the history, no store), then with
+the online store (``--store``: the embedded SQLite, and Redis on a real redis-server): the
+store is materialized from history + train + valid, and the traffic is the production test
+split in time order, raw, each request a distinct transaction. Throughput uses wrk
+(`apt-get install wrk`) when it is on PATH - a C load generator takes far less of the shared
+cores than Python - else an asyncio client; the result names which. Bounded in count and time;
+writes benchmarks/results/serve.json.
 """
 
 from __future__ import annotations
@@ -348,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
 
             redis = RedisServer(Path(tmp))
             try:
-                stores["redis"] = store_phase(Path(tmp), redis.url, args, full=False)
+                stores["redis"] = store_phase(Path(tmp), redis.url, args, full=True)
             finally:
                 redis.stop()
     result = {

@@ -169,3 +169,17 @@ def test_a_bad_store_url_stops_the_boot() -> None:
 
     with pytest.raises(ArtifactError, match=r"FEATURE_STORE_URL: .*must start with sqlite:///"):
         create_app({"FEATURE_STORE_URL": "postgres://db"})
+
+
+def test_the_sample_is_a_raw_transaction_the_store_scores(client: FlaskClient) -> None:
+    sample = client.get("/sample-transaction").get_json()
+    state = client.application.extensions["fraud"]
+    assert not set(sample) & set(state.scorer.artifact.feature_state.history_columns)
+    assert {"transaction_id", "user_id", "merchant_id", "device_id", "timestamp"} <= set(sample)
+    assert "hour_of_day" not in sample
+    status, answer = post(client, sample)
+    assert status == 200, answer
+    assert answer["history_source"] == "store"
+    assert (
+        client.get("/sample-transaction").get_json()["transaction_id"] != sample["transaction_id"]
+    )
