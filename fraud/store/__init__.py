@@ -31,6 +31,8 @@ from fraud.store.online import OnlineFeatures
 __all__ = ["DEFAULT_URL", "OnlineStore", "StoreUnavailableError", "open_backend"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+#: Batches up to this size try optimistic concurrency first (``SQLiteStore.transact``).
+OPTIMISTIC_BATCH = 16
 #: The embedded store of a checkout (``make materialize`` fills it, ``make serve`` reads it).
 DEFAULT_URL = "sqlite:///data/online/features.db"
 
@@ -38,7 +40,7 @@ DEFAULT_URL = "sqlite:///data/online/features.db"
 class Backend(Protocol):
     name: str
 
-    def transact(self, keys: list[str], compute: Any) -> Any: ...
+    def transact(self, keys: list[str], compute: Any, optimistic: bool = True) -> Any: ...
     def ping(self) -> None: ...
     def scan(self) -> Any: ...
     def clear(self) -> None: ...
@@ -82,7 +84,9 @@ class OnlineStore:
         if not len(batch):
             return self.features.compute({}, batch)[0]
         return self.backend.transact(
-            self.features.keys(batch), lambda loaded: self.features.compute(loaded, batch)
+            self.features.keys(batch),
+            lambda loaded: self.features.compute(loaded, batch),
+            optimistic=len(batch) <= OPTIMISTIC_BATCH,
         )
 
     def ping(self) -> None:

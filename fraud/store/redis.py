@@ -74,7 +74,12 @@ class RedisStore:
                 loaded[key] = {int(part): data for part, data in fields.items()}
         return loaded, versions
 
-    def transact(self, keys: list[str], compute: Callable[[Loaded], tuple[T, Changes]]) -> T:
+    def transact(
+        self,
+        keys: list[str],
+        compute: Callable[[Loaded], tuple[T, Changes]],
+        optimistic: bool = True,
+    ) -> T:
         """Load ``keys``' parts, ``compute`` (result, changes) and save the changes, atomically
         (again from the load while another writer got there first)."""
         try:
