@@ -44,7 +44,7 @@ _EVENTS = (
 #: Optimistic attempts before a batch runs under the write lock.
 OPTIMISTIC_TRIES = 3
 #: How often each process copies the write-ahead log into the database file.
-CHECKPOINT_SECONDS = 0.5
+CHECKPOINT_SECONDS = 2.0
 _CHECKPOINTERS: dict[Path, int] = {}  # path -> the pid whose thread checkpoints it
 _CHECKPOINTERS_LOCK = threading.Lock()
 logger = logging.getLogger(__name__)
