@@ -90,9 +90,8 @@ class HistorySource:
             if missing:
                 errors[i] = missing
             elif time_ms(record[schema.TIMESTAMP]) > limit:
-                errors[i] = [
-                    _error(schema.TIMESTAMP, "is more than 300 s ahead of the server's clock")
-                ]
+                ahead = f"is more than {MAX_CLOCK_SKEW_MS // 1000} s ahead of the server's clock"
+                errors[i] = [_error(schema.TIMESTAMP, ahead)]
             else:
                 rows.append(i)
         if not rows:
