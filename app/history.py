@@ -89,9 +89,13 @@ class HistorySource:
             ]
             if missing:
                 errors[i] = missing
-            elif time_ms(record[schema.TIMESTAMP]) > limit:
+                continue
+            t = time_ms(record[schema.TIMESTAMP])
+            if t > limit:
                 ahead = f"is more than {MAX_CLOCK_SKEW_MS // 1000} s ahead of the server's clock"
                 errors[i] = [_error(schema.TIMESTAMP, ahead)]
+            elif t < 0:
+                errors[i] = [_error(schema.TIMESTAMP, "must be after 1970-01-01T00:00:00Z")]
             else:
                 rows.append(i)
         if not rows:

@@ -108,6 +108,20 @@ def test_future_and_too_late_transactions_are_refused(client: FlaskClient) -> No
     assert status == 422
     assert answer["details"][0]["field"] == "timestamp"
     assert "ahead of the server's clock" in answer["details"][0]["message"]
+    for before_1970 in ("1969-12-31T23:59:59Z", "0001-01-01T00:00:00Z"):
+        status, answer = post(client, raw(timestamp=before_1970))
+        assert status == 422, answer
+        assert answer["details"] == [
+            {"field": "timestamp", "message": "must be after 1970-01-01T00:00:00Z"}
+        ]
+    response = client.post(
+        "/predict/batch",
+        json={
+            "transactions": [raw(), raw(timestamp="1900-01-01T00:00:00Z", transaction_id="t-x")]
+        },
+    )
+    assert response.status_code == 200
+    assert response.get_json()["results"][1]["errors"][0]["field"] == "timestamp"
     assert post(client, raw(timestamp="2026-01-01T00:00:00Z"))[0] == 200
     assert post(client, raw(transaction_id="t-2", timestamp="2026-03-20T00:00:00Z"))[0] == 200
     # January is folded: the device keeps 35 days (its 28-day risk after the 7-day label
