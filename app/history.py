@@ -54,9 +54,21 @@ class HistorySource:
     def __init__(self, store: OnlineStore | None, history_columns: Sequence[str]) -> None:
         self.store = store
         self.history = frozenset(history_columns)
+        features = store.features if store is not None else None
+        #: what a record must carry for the store: ids, time, and the raw columns whose prior
+        #: use the novelty flags check (a device_id the model reads without a device entity)
         self.required = (
-            [schema.TRANSACTION_ID, schema.TIMESTAMP, *store.features.entity_columns]
-            if store is not None
+            list(
+                dict.fromkeys(
+                    [
+                        schema.TRANSACTION_ID,
+                        schema.TIMESTAMP,
+                        *features.entity_columns,
+                        *features.novelty.values(),
+                    ]
+                )
+            )
+            if features is not None
             else []
         )
         self.lateness_s = store.features.lateness // 1000 if store is not None else 0
@@ -127,7 +139,8 @@ class HistorySource:
             if keep.all()
             else {name: np.asarray(values)[keep] for name, values in result.history.items()}
         )
-        duplicates = frozenset(rows[k] for k in np.flatnonzero(result.duplicate).tolist())
+        refused_or_new = result.late | ~result.duplicate
+        duplicates = frozenset(rows[k] for k in np.flatnonzero(~refused_or_new).tolist())
         kept = [r for r, k in zip(rows, keep.tolist(), strict=True) if k]
         return Sourced(sources, kept, columns, errors, duplicates)
 

@@ -82,8 +82,9 @@ class Result:
     """History columns of every transaction of a batch (``history``, in batch order).
 
     ``late``: refused, older than a key's horizon allows (its history is meaningless, it was not
-    recorded); ``late_entity`` names the entity column. ``duplicate``: already recorded (scored
-    as of its timestamp again, not counted twice).
+    recorded); ``late_entity`` names the entity column. ``duplicate`` (never a late one): already
+    recorded for its card, or earlier in the batch (scored as of its timestamp again, not
+    counted twice).
     """
 
     history: dict[str, np.ndarray]

@@ -117,7 +117,7 @@ class OnlineFeatures:
             for i in np.flatnonzero(kind_late & ~late):
                 late_entity[i] = kind.entity.column
             late |= kind_late
-        duplicate = kinds[0].duplicates(batch) if kinds else np.zeros(n, dtype=bool)
+        duplicate = kinds[0].duplicates(batch, late) if kinds else np.zeros(n, dtype=bool)
         insert = ~(late | duplicate)
         history: dict[str, np.ndarray] = {}
         changes: Changes = {}
@@ -153,12 +153,19 @@ class _Kind:
             np.arange(len(blobs), dtype=np.int64), [len(b) // EVENT.itemsize for b in blobs]
         )
 
-    def duplicates(self, batch: Batch) -> np.ndarray:
-        """Transactions already recorded for this (the user's) key, or earlier in the batch."""
+    def duplicates(self, batch: Batch, late: np.ndarray) -> np.ndarray:
+        """Transactions (of rows not ``late``) already recorded for their card (this, the
+        user's, key), or by an earlier row of the batch for the same card."""
         n = len(batch)
-        duplicate = np.ones(n, dtype=bool)
-        duplicate[np.unique(batch.id, return_index=True)[1]] = False
-        maybe = np.flatnonzero(np.isin(batch.id, self.context["id"]))
+        duplicate = np.zeros(n, dtype=bool)
+        rows = np.flatnonzero(~late)
+        if not rows.size:
+            return duplicate
+        pairs = np.stack([self.codes[rows], batch.id[rows]], axis=1)
+        first = np.unique(pairs, axis=0, return_index=True)[1]
+        duplicate[rows] = True
+        duplicate[rows[first]] = False
+        maybe = rows[np.isin(batch.id[rows], self.context["id"])]
         if maybe.size:
             stored = set(zip(self.context_code.tolist(), self.context["id"].tolist(), strict=True))
             for i in maybe.tolist():

@@ -55,7 +55,9 @@ def compute_one(features: OnlineFeatures, loaded: Loaded, batch: Batch) -> tuple
         (k.entity.column for k in keys if t < int(k.base["horizon"][0]) + k.entity.retention),
         None,
     )
-    duplicate = bool(keys) and bool((keys[0].events["id"] == batch.id[0]).any())
+    duplicate = (
+        late_entity is None and bool(keys) and bool((keys[0].events["id"] == batch.id[0]).any())
+    )
     history: dict[str, Any] = {}
     changes: Changes = {}
     insert = late_entity is None and not duplicate
