@@ -33,7 +33,11 @@ COPY --from=builder /build/fraud/runtime/_treewalk.so fraud/runtime/_treewalk.so
 COPY models/ models/
 COPY data/selected_features.json data/selected_features.json
 COPY scripts/healthcheck.py scripts/healthcheck.py
-RUN python -m compileall -q app fraud
+# the embedded feature store's directory (FEATURE_STORE_URL's default), the one place the
+# service writes; on App Platform set FEATURE_STORE_URL to a managed Valkey instead
+RUN python -m compileall -q app fraud \
+    && mkdir -p data/online \
+    && chown 10001:10001 data/online
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
