@@ -68,31 +68,50 @@ def read_log(path: Path, fields: list[str]) -> dict[str, list]:
 
 
 def read_current(path: Path) -> Any:
-    """A current dataset: CSV, Parquet, or the app's JSON-lines prediction log (file or dir)."""
+    """A current dataset, checked and cleaned like the pipeline's input (each bad column named
+    with its row count and the file): CSV, Parquet, or None for the app's JSON-lines
+    prediction log (file or directory)."""
     import pandas as pd
+
+    from fraud.data.validate import clean_columns
 
     if not path.exists():
         raise FileNotFoundError(f"current data not found: {path}")
     if path.is_dir() or path.suffix == LOG_SUFFIX:
         return None
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    if path.suffix == ".csv":
-        return pd.read_csv(path)
-    raise DriftError(f"current data {path}: expected .csv, .parquet or {LOG_SUFFIX}")
+    try:
+        if path.suffix == ".parquet":
+            frame = pd.read_parquet(path)
+        elif path.suffix == ".csv":
+            frame = pd.read_csv(path, low_memory=False)  # one dtype per column, no warning
+        else:
+            raise DriftError(f"current data {path}: expected .csv, .parquet or {LOG_SUFFIX}")
+    except pd.errors.EmptyDataError:
+        raise DriftError(f"current data {path}: the file is empty (no header, no rows)") from None
+    except (pd.errors.ParserError, ValueError, OSError) as exc:
+        if isinstance(exc, DriftError):
+            raise
+        raise DriftError(f"current data {path}: cannot be read: {str(exc)[:300]}") from None
+    for name in (schema.HOUR, schema.DAY):
+        if name in frame and schema.TIMESTAMP not in frame:
+            frame[name] = _integer_column(frame[name], name, path)
+    return clean_columns(frame, str(path))
 
 
-def with_derived_time(frame: Any, source: str) -> Any:
-    """Add hour_of_day / day_of_week from an ISO timestamp column when they are absent."""
+def _integer_column(values: Any, name: str, path: Path) -> Any:
+    """``values`` as integers in their range (hour 0-23, day 0-6), or DriftError counting the
+    bad rows."""
     import pandas as pd
 
-    if schema.TIMESTAMP not in frame or (schema.HOUR in frame and schema.DAY in frame):
-        return frame
-    try:
-        ts = pd.to_datetime(frame[schema.TIMESTAMP], utc=True, format="ISO8601")
-    except (TypeError, ValueError) as exc:
-        raise DriftError(f"{source}: column 'timestamp' is not ISO 8601: {exc}") from None
-    return frame.assign(**{schema.HOUR: ts.dt.hour, schema.DAY: ts.dt.dayofweek})
+    upper = 23 if name == schema.HOUR else 6
+    number = pd.to_numeric(values, errors="coerce")
+    bad = number.isna() | (number % 1 != 0) | (number < 0) | (number > upper)
+    if bad.any():
+        n = int(bad.sum())
+        raise DriftError(
+            f"{path}: column '{name}': {n} row{'s' if n != 1 else ''} not an integer 0-{upper}"
+        )
+    return number.astype("int64")
 
 
 def model_scores(frame: Any, model: Path, manifest: Path, profile: dict) -> np.ndarray | None:
@@ -189,7 +208,7 @@ def build_report(args: argparse.Namespace, cfg: DriftConfig) -> tuple[dict, str]
             current = read_log(args.current, fields)
             scores = current.get(SCORE)
         else:
-            current = with_derived_time(frame, source)
+            current = frame
             require_columns(profile, current, source)
             if SCORE in current:
                 scores = current[SCORE].to_numpy(dtype=np.float64)

@@ -55,8 +55,51 @@ def validate_transactions(raw: pd.DataFrame, source: str | None = None) -> pd.Da
     if len(raw) == 0:
         errors.append("the table has no rows")
         raise fail(errors)
-
     # Every present column is checked even when others are missing: one message lists all.
+    df, found = _clean_present(raw)
+    errors += found
+    if "transaction_id" in df:
+        duplicated = df["transaction_id"].duplicated(keep=False)
+        if duplicated.any():
+            n_ids = df.loc[duplicated, "transaction_id"].nunique()
+            errors.append(
+                f"column 'transaction_id': {_plural(int(duplicated.sum()))} share "
+                f"{n_ids} duplicated id(s)"
+            )
+    if errors:
+        raise fail(errors)
+
+    ts = df[schema.TIMESTAMP]
+    df[schema.HOUR] = ts.dt.hour.astype("int64")
+    df[schema.DAY] = ts.dt.day_of_week.astype("int64")
+    ordered = [c for c in schema.COLUMNS if c in df.columns]
+    extra = [c for c in df.columns if c not in schema.COLUMNS]
+    return _time_ordered(df[[*ordered, *extra]]).reset_index(drop=True)
+
+
+def clean_columns(raw: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The checks and cleaning of ``validate_transactions`` for the columns ``raw`` has, none
+    required (a current batch for drift monitoring may lack ids or labels); hour_of_day and
+    day_of_week are derived from a timestamp when there is one.
+
+    Raises:
+        SchemaError: every problem, each naming ``source``, the column and the bad rows.
+    """
+    if len(raw) == 0:
+        raise SchemaError([f"{source}: the table has no rows"])
+    df, errors = _clean_present(raw)
+    if errors:
+        raise SchemaError([f"{source}: {e}" for e in errors])
+    if schema.TIMESTAMP in df:
+        df[schema.HOUR] = df[schema.TIMESTAMP].dt.hour.astype("int64")
+        df[schema.DAY] = df[schema.TIMESTAMP].dt.day_of_week.astype("int64")
+    return df
+
+
+def _clean_present(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """A cleaned copy of ``raw`` (strings stripped, amount float, timestamp UTC, label 0/1)
+    and the problems of each of those columns it has, each naming the column and its rows."""
+    errors: list[str] = []
     df = raw.copy()
     for col in _STRING_COLUMNS:
         if col not in df:
@@ -97,25 +140,9 @@ def validate_transactions(raw: pd.DataFrame, source: str | None = None) -> pd.Da
                 f"column 'is_fraud': {_plural(int(label.isna().sum()))} not one of "
                 f"0/1/true/false (e.g. {', '.join(repr(b) for b in bad)})"
             )
-
-    if "transaction_id" in df:
-        duplicated = df["transaction_id"].duplicated(keep=False)
-        if duplicated.any():
-            n_ids = df.loc[duplicated, "transaction_id"].nunique()
-            errors.append(
-                f"column 'transaction_id': {_plural(int(duplicated.sum()))} share "
-                f"{n_ids} duplicated id(s)"
-            )
-    if errors:
-        raise fail(errors)
-
-    df[schema.LABEL] = label.astype("int64")
-    ts = df[schema.TIMESTAMP]
-    df[schema.HOUR] = ts.dt.hour.astype("int64")
-    df[schema.DAY] = ts.dt.day_of_week.astype("int64")
-    ordered = [c for c in schema.COLUMNS if c in df.columns]
-    extra = [c for c in df.columns if c not in schema.COLUMNS]
-    return _time_ordered(df[[*ordered, *extra]]).reset_index(drop=True)
+        else:
+            df[schema.LABEL] = label.astype("int64")
+    return df, errors
 
 
 def _time_ordered(df: pd.DataFrame) -> pd.DataFrame:

@@ -325,3 +325,38 @@ def test_command_on_synthetic_scenarios_with_a_trained_model(
     assert f"scenario {scenario}" in report["source"]
     manifest = json.loads(tiny_model.manifest.read_text())
     assert report["model"]["sha256"] == manifest["sha256"]
+
+
+def test_bad_current_data_is_reported_like_the_pipelines_schema_errors(
+    tmp_path: Path, reference: pd.DataFrame, files: dict[str, Path]
+) -> None:
+    """Column, row count and file, every problem at once; nothing written."""
+    outs = ("--reference", files["profile"], "--json-out", files["json"], "--md-out", files["md"])
+    sample = reference.sample(200, random_state=9).reset_index(drop=True)
+    bad = sample.assign(timestamp="2026-03-01T10:00:00Z", amount=sample["amount"].astype(object))
+    bad.loc[[3, 4], "amount"] = "abc"
+    bad.loc[[7], "amount"] = -2.5
+    bad.loc[[9, 10, 11], "timestamp"] = "yesterday"
+    path = tmp_path / "bad.csv"
+    bad.to_csv(path, index=False)
+    code, out = drift_cmd("--current", path, *outs)
+    assert code == 2
+    assert f"{path}: column 'amount': 2 rows not a finite number" in out
+    assert f"{path}: column 'amount': 1 row not positive" in out
+    assert f"{path}: column 'timestamp': 3 rows not a parseable time" in out
+    assert not files["json"].exists()
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    code, out = drift_cmd("--current", empty, *outs)
+    assert code == 2
+    assert f"current data {empty}: the file is empty (no header, no rows)" in out
+    header = tmp_path / "header.csv"
+    sample.head(0).to_csv(header, index=False)
+    code, out = drift_cmd("--current", header, *outs)
+    assert code == 2
+    assert f"{header}: the table has no rows" in out
+    hours = tmp_path / "hours.csv"
+    sample.drop(columns=["timestamp"]).assign(hour_of_day=25).to_csv(hours, index=False)
+    code, out = drift_cmd("--current", hours, *outs)
+    assert code == 2
+    assert f"{hours}: column 'hour_of_day': 200 rows not an integer 0-23" in out
