@@ -106,15 +106,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         settings["TOP_REASONS"],
     )
     store = _open_store(settings, state)
+    metrics = Metrics()
     app.extensions["fraud"] = ServiceState(
         scorer=scorer,
         validate=TransactionValidator(
             transaction_fields(state.history_groups, categorical_inputs(state.inputs))
         ),
-        metrics=Metrics(),
+        metrics=metrics,
         manifest=manifest,
         started=time.time(),
-        history=HistorySource(store, state.history_columns),
+        history=HistorySource(store, state.history_columns, metrics),
         store=store,
     )
     app.register_blueprint(bp)

@@ -51,8 +51,11 @@ class Sourced:
 class HistorySource:
     """Decides each record's history source and runs the store's read-compute-write."""
 
-    def __init__(self, store: OnlineStore | None, history_columns: Sequence[str]) -> None:
+    def __init__(
+        self, store: OnlineStore | None, history_columns: Sequence[str], metrics: Any = None
+    ) -> None:
         self.store = store
+        self.metrics = metrics  # app.metrics.Metrics, or None
         self.history = frozenset(history_columns)
         features = store.features if store is not None else None
         #: what a record must carry for the store: ids, time, and the raw columns whose prior
@@ -110,13 +113,18 @@ class HistorySource:
                 errors[i] = [_error(schema.TIMESTAMP, "must be after 1970-01-01T00:00:00Z")]
             else:
                 rows.append(i)
+        if self.metrics is not None:
+            self.metrics.observe_sources(sources)
         if not rows:
             return Sourced(sources, rows, None, errors)
         assert self.store is not None
         store_records = [records[i] for i in rows]
+        started = time.perf_counter()
         try:
             result = self.store.record(self.store.batch_of_records(store_records))
         except StoreUnavailableError as exc:
+            if self.metrics is not None:
+                self.metrics.observe_store(time.perf_counter() - started, "unavailable", {})
             logger.error("feature store unavailable: %s", exc)
             raise ApiError(
                 503,
@@ -124,6 +132,14 @@ class HistorySource:
                 f"the online feature store cannot be used ({exc}); nothing was recorded, "
                 "retry later or send the history fields",
             ) from None
+        if self.metrics is not None:
+            n_late, n_duplicate = int(result.late.sum()), int(result.duplicate.sum())
+            counts = {
+                "recorded": len(rows) - n_late - n_duplicate,
+                "duplicate": n_duplicate,
+                "late": n_late,
+            }
+            self.metrics.observe_store(time.perf_counter() - started, "ok", counts)
         keep = ~result.late
         for k in np.flatnonzero(result.late).tolist():
             entity = result.late_entity[k]

@@ -126,7 +126,8 @@ class _AllWorkers:
 
 
 class Metrics:
-    """Request counter and latency, fraud-score histogram and flagged counter."""
+    """Request counter and latency, fraud-score histogram and flagged counter, the online
+    store's time and results, and where each transaction's history came from."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -150,12 +151,44 @@ class Metrics:
             "Transactions scored at or above the model threshold",
             registry=self.registry,
         )
+        self.store_latency = Histogram(
+            "fraud_feature_store_duration_seconds",
+            "Online store read-compute-write time per scoring request, by outcome",
+            ["outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.store_transactions = Counter(
+            "fraud_feature_store_transactions",
+            "Transactions the online store computed: recorded, duplicate or late (refused)",
+            ["result"],
+            registry=self.registry,
+        )
+        self.history_sources = Counter(
+            "fraud_history_source_transactions",
+            "Validated transactions by where their history came from: store, request, none",
+            ["source"],
+            registry=self.registry,
+        )
         self.keys = Counter(
             "fraud_api_key_requests",
             "Authenticated scoring requests by API key name (API_KEYS)",
             ["key"],
             registry=self.registry,
         )
+
+    def observe_store(self, seconds: float, outcome: str, counts: dict[str, int]) -> None:
+        """One online-store read-compute-write (``outcome`` ok / unavailable) and how many
+        transactions it recorded, found already recorded, or refused as too late."""
+        self.store_latency.labels(outcome).observe(seconds)
+        for result, n in counts.items():
+            if n:
+                self.store_transactions.labels(result).inc(n)
+
+    def observe_sources(self, sources: Iterable[str]) -> None:
+        """Count transactions by where their history came from (store / request / none)."""
+        for source in set(sources):
+            self.history_sources.labels(source).inc(sum(1 for s in sources if s == source))
 
     def observe_key(self, name: str) -> None:
         """Count one scoring request authenticated with the key called ``name``."""

@@ -197,3 +197,24 @@ def test_the_sample_is_a_raw_transaction_the_store_scores(client: FlaskClient) -
     assert (
         client.get("/sample-transaction").get_json()["transaction_id"] != sample["transaction_id"]
     )
+
+
+def test_metrics_count_store_results_and_history_sources(client: FlaskClient) -> None:
+    post(client, raw())
+    post(client, raw())  # a duplicate
+    post(client, raw(transaction_id="t-2", timestamp="2026-03-02T10:01:00Z"))
+    post(client, raw(transaction_id="t-3", user_transaction_count=1))  # the request's history
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'fraud_feature_store_transactions_total{result="recorded"} 2.0' in text
+    assert 'fraud_feature_store_transactions_total{result="duplicate"} 1.0' in text
+    assert 'fraud_history_source_transactions_total{source="store"} 3.0' in text
+    assert 'fraud_history_source_transactions_total{source="request"} 1.0' in text
+    assert 'fraud_feature_store_duration_seconds_count{outcome="ok"} 3.0' in text
+
+
+def test_an_unreachable_store_is_counted(tmp_path: Path) -> None:
+    app = create_app({"FEATURE_STORE_URL": f"redis://127.0.0.1:{free_port()}/0"})
+    client = app.test_client()
+    assert post(client, raw())[0] == 503
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'fraud_feature_store_duration_seconds_count{outcome="unavailable"} 1.0' in text
