@@ -55,7 +55,7 @@ def _number_rule(spec: FieldSpec) -> Rule:
 
     def check(value: Any) -> tuple[Any, str]:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            return None, f"must be a {spec.kind}"
+            return None, f"must be {'an' if spec.kind == INTEGER else 'a'} {spec.kind}"
         if isinstance(value, float):
             if not math.isfinite(value):
                 return None, "must be a finite number"
@@ -223,8 +223,9 @@ class TransactionValidator:
                 self._history.setdefault(spec.history, []).append(name)
         self._history_sets = [(e, names, set(names)) for e, names in self._history.items()]
 
-    def __call__(self, payload: Any) -> Validated:
-        """Validate one transaction object.
+    def __call__(self, payload: Any, what: str = "request body") -> Validated:
+        """Validate one transaction object (``what`` names it in the error when it is not
+        an object: the request body, or a batch item).
 
         Returns:
             (record for ``transform_record``, warnings, errors); errors hold one
@@ -232,7 +233,7 @@ class TransactionValidator:
             meaningless when non-empty.
         """
         if not isinstance(payload, dict):
-            return {}, [], [_error("$", "request body must be a JSON object")]
+            return {}, [], [_error("$", f"{what} must be a JSON object")]
         record: dict[str, Any] = {}
         errors: list[dict[str, str]] = []
         unknown: list[str] = []
@@ -287,7 +288,9 @@ class TransactionValidator:
         by item, which words the errors.
         """
         regular = self._regular(items)
-        return [self(item) for item in items] if regular is None else regular
+        if regular is not None:
+            return regular
+        return [self(item, "each transaction of the batch") for item in items]
 
     def _regular(self, items: list[Any]) -> list[Validated] | None:
         """``batch``'s result for a regular batch, else None."""

@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not args.out.exists() or args.out.read_text() != text:
         atomic_write_bytes(args.out, text.encode())
-    print(f"{args.out}: env={params['base']['env']} ({len(args.overrides)} override(s))")
+    changes = [o for o in args.overrides if not o.lstrip("+~").startswith("env=")]
+    listed = f": {' '.join(changes)}" if changes else ""
+    print(f"{args.out}: env={params['base']['env']}, {len(changes)} override(s){listed}")
     return 0
 
 

@@ -269,6 +269,17 @@ def test_predict_validation_errors(client: FlaskClient, payload: Any, fields: li
     assert all(detail["message"] for detail in body["details"])
 
 
+def test_error_messages_read_as_english(client: FlaskClient) -> None:
+    response = client.post("/predict", json=with_(hour_of_day="3", amount="12"))
+    messages = {d["field"]: d["message"] for d in response.get_json()["details"]}
+    assert messages == {"amount": "must be a number", "hour_of_day": "must be an integer"}
+    response = client.post("/predict", json=[VALID])
+    assert response.get_json()["details"][0]["message"] == "request body must be a JSON object"
+    response = client.post("/predict/batch", json={"transactions": [VALID, 7]})
+    item = response.get_json()["results"][1]
+    assert item["errors"][0]["message"] == "each transaction of the batch must be a JSON object"
+
+
 RAW_BODIES = [
     pytest.param(b"{", 400, id="truncated"),
     pytest.param(b"", 400, id="empty"),

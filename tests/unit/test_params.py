@@ -112,6 +112,18 @@ def test_failed_compose_leaves_params_untouched(
     assert "left unchanged" in err
 
 
+def test_compose_says_which_overrides_it_applied(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "params.yaml"
+    assert compose.main(["env=staging", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == f"{out}: env=staging, 0 override(s)"
+    assert compose.main(["env=staging", "model.max_depth=8", "--out", str(out)]) == 0
+    assert (
+        capsys.readouterr().out.strip() == f"{out}: env=staging, 1 override(s): model.max_depth=8"
+    )
+
+
 def test_dvc_hydra_composition_writes_the_same_text(tmp_path: Path) -> None:
     """`dvc exp run -S env=staging -S model.max_depth=8` composes exactly what we compose."""
     from dvc.utils.hydra import compose_and_dump
