@@ -97,7 +97,9 @@ def test_batch_equals_item_by_item(
     @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(batches(sample, kinds))
     def check(items: list[Any]) -> None:
-        assert validator.batch(items) == [validator(item) for item in items]
+        assert validator.batch(items) == [
+            validator(item, "each transaction of the batch") for item in items
+        ]
 
     check()
 
@@ -117,7 +119,7 @@ def test_a_regular_batch_is_checked_by_column(
         item["note"] = "ignored"
     result = validator._regular(items)
     assert result is not None
-    assert result == [validator(item) for item in items]
+    assert result == [validator(item, "each transaction of the batch") for item in items]
     record, warnings, errors = result[3]
     assert errors == []
     assert record["is_new_device"] == 1
@@ -155,7 +157,9 @@ def test_one_odd_value_sends_the_batch_item_by_item(
             item["timestamp"] = "2026-03-04T14:05:00Z"
     items[7].update(change)
     assert validator._regular(items) is None
-    assert validator.batch(items) == [validator(item) for item in items]
+    assert validator.batch(items) == [
+        validator(item, "each transaction of the batch") for item in items
+    ]
 
 
 def test_a_missing_or_extra_key_in_one_item_sends_the_batch_item_by_item(
@@ -163,7 +167,9 @@ def test_a_missing_or_extra_key_in_one_item_sends_the_batch_item_by_item(
 ) -> None:
     items = [{**sample, "zz": 1, "aa": 2}, {**sample, "aa": 2, "zz": 1}]  # keys in another order
     assert validator._regular(items) is None
-    assert validator.batch(items) == [validator(item) for item in items]
+    assert validator.batch(items) == [
+        validator(item, "each transaction of the batch") for item in items
+    ]
     assert validator.batch(items)[1][1] == ["ignored unknown field(s): aa, zz"]
     items = regular(sample)
     del items[1]["amount"]
