@@ -10,6 +10,8 @@ not a code edit.
 from __future__ import annotations
 
 import math
+import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,10 +114,41 @@ class XGBoostConfig:
             evals=[(dvalid, "valid")],
             early_stopping_rounds=self.early_stopping_rounds,
             verbose_eval=False,
+            callbacks=_progress(xgb, self.n_estimators),
         )
         best = int(booster.best_iteration)
         info = {"best_iteration": best, "rounds": best + 1, "monotone_constraints": applied}
         return xgboost_model(booster[: best + 1]), info
+
+
+def _progress(xgb: Any, rounds: int, stream: Any = None, every_s: float = 5.0) -> list[Any]:
+    """A callback printing the round and the validation PR-AUC every ``every_s`` seconds to
+    ``stream`` (stderr) while training, when that is a terminal (quiet in CI and logs). It
+    only reads the evaluation log, so the model is the same with or without it."""
+    stream = sys.stderr if stream is None else stream
+    if not (hasattr(stream, "isatty") and stream.isatty()):
+        return []
+
+    class Progress(xgb.callback.TrainingCallback):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            self.started = self.shown = time.monotonic()
+
+        def after_iteration(self, model: Any, epoch: int, evals_log: dict) -> bool:
+            now = time.monotonic()
+            if now - self.shown >= every_s:
+                self.shown = now
+                scores = evals_log.get("valid", {}).get("aucpr", [])
+                best = max(scores) if scores else float("nan")
+                latest = scores[-1] if scores else float("nan")
+                print(
+                    f"train: round {epoch + 1}/{rounds}, valid pr_auc {latest:.4f} "
+                    f"(best {best:.4f}), {now - self.started:.0f} s",
+                    file=stream,
+                    flush=True,
+                )
+            return False
+
+    return [Progress()]
 
 
 @dataclass
