@@ -87,8 +87,9 @@ security: venv ## Security: ruff's bandit (S) rules, pip-audit --strict of the p
 check-pipeline: venv ## params.yaml is a fresh composition of its env, and dvc.lock matches (dvc repro --allow-missing --dry)
 	scripts/check_pipeline.sh
 
-lint-deploy: venv ## Lint delivery files: workflows (GitHub schema), Dockerfile (hadolint), shell scripts (shellcheck)
+lint-deploy: venv ## Lint delivery files: workflows and dependabot (GitHub schemas), Dockerfile (hadolint), shell scripts (shellcheck)
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.dependabot .github/dependabot.yml
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/shellcheck scripts/*.sh .ci/run
 
