@@ -91,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
         print("gate: FAILED - models/ keeps the previous model")
         for line in result.failures():
             print(f"  - {line}")
+        print(
+            f"gate: the failed candidate's metrics, plots and gate report stay in "
+            f"{args.gate_report.parent}/ (and its lock entries in dvc.lock) to look at; "
+            f"`git checkout -- {args.gate_report.parent} dvc.lock` restores the committed "
+            "ones (dvc checkout cannot: those outputs are not cached)"
+        )
         return 1
 
     # Promote exactly the verified bytes; artifact first, so a manifest never names bytes that

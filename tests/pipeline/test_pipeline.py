@@ -160,6 +160,7 @@ def test_failing_gate_exits_nonzero_and_keeps_the_model(trained_repo: Path) -> N
     assert digests(repo, promoted) == before
     gate = json.loads((repo / "reports/gate.json").read_text())
     assert gate["passed"] is False
+    assert "`git checkout -- reports dvc.lock` restores the committed ones" in out
     # Restoring the passing config brings the pipeline back without retraining from scratch.
     compose(repo, TINY)
     assert run(["dvc", "repro"], repo).returncode == 0
