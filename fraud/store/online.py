@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -59,6 +59,14 @@ class _Entity:
     kinds: list[str]
     risk: list[tuple[str, int]]
     retention: int  # ms of history its windows reach back (label delay included)
+
+    def too_late(self, t: Any, horizon: Any) -> Any:
+        """Whether windows at ``t`` reach before ``horizon`` (into folded events)."""
+        return t < horizon + self.retention
+
+    def fold_cut(self, latest: Any, lateness: int) -> Any:
+        """The day start before which a key whose latest event is ``latest`` folds events."""
+        return ((latest - self.retention - lateness) // FOLD_MS) * FOLD_MS
 
 
 class OnlineFeatures:
@@ -113,7 +121,7 @@ class OnlineFeatures:
         late = np.zeros(n, dtype=bool)
         late_entity: list[str | None] = [None] * n
         for kind in kinds:
-            kind_late = batch.t < kind.base["horizon"][kind.codes] + kind.entity.retention
+            kind_late = kind.entity.too_late(batch.t, kind.base["horizon"][kind.codes])
             for i in np.flatnonzero(kind_late & ~late):
                 late_entity[i] = kind.entity.column
             late |= kind_late
@@ -352,7 +360,7 @@ class _Kind:
         block_end = np.append(self.start[1:], len(code))
         latest = np.full(k, NO_TIME, dtype=np.int64)
         latest[code[self.start]] = t[block_end - 1]
-        cut = ((latest - self.entity.retention - lateness) // FOLD_MS) * FOLD_MS
+        cut = self.entity.fold_cut(latest, lateness)
         cut[latest == NO_TIME] = NO_TIME
         fold = t < cut[code]
         touched = np.zeros(k, dtype=bool)

@@ -20,7 +20,6 @@ from fraud.store.layout import (
     BASE_PART,
     EVENT,
     EVENTS_PART,
-    FOLD_MS,
     SEEN_PART,
     Batch,
     Changes,
@@ -52,7 +51,7 @@ def compute_one(features: OnlineFeatures, loaded: Loaded, batch: Batch) -> tuple
         for e in features.entities
     ]
     late_entity = next(
-        (k.entity.column for k in keys if t < int(k.base["horizon"][0]) + k.entity.retention),
+        (k.entity.column for k in keys if k.entity.too_late(t, int(k.base["horizon"][0]))),
         None,
     )
     duplicate = (
@@ -155,7 +154,7 @@ def _save(k: _Key, batch: Batch, end: int, lateness: int, changes: Changes) -> N
     if not k.known:
         base["shift"] = float(batch.amount[0]) if k.entity.column == USER_ID else 0.0
     latest = max(t, int(k.t[-1])) if len(k.t) else t
-    cut = ((latest - k.entity.retention - lateness) // FOLD_MS) * FOLD_MS
+    cut = k.entity.fold_cut(latest, lateness)
     part = changes.setdefault(k.key, {})
     folded = 0
     if min(t, int(k.t[0]) if len(k.t) else t) < cut:  # a day fell out of reach: fold it
