@@ -83,6 +83,7 @@ class HistorySource:
         """
         sources: list[str] = []
         rows: list[int] = []
+        times: list[int] = []  # ms of each of ``rows``, parsed once
         errors: dict[int, list[dict[str, str]]] = {}
         limit = int(time.time() * 1000) + MAX_CLOCK_SKEW_MS
         for i, record in enumerate(records):
@@ -113,6 +114,7 @@ class HistorySource:
                 errors[i] = [_error(schema.TIMESTAMP, "must be after 1970-01-01T00:00:00Z")]
             else:
                 rows.append(i)
+                times.append(t)
         if self.metrics is not None:
             self.metrics.observe_sources(sources)
         if not rows:
@@ -121,7 +123,7 @@ class HistorySource:
         store_records = [records[i] for i in rows]
         started = time.perf_counter()
         try:
-            result = self.store.record(self.store.batch_of_records(store_records))
+            result = self.store.record(self.store.batch_of_records(store_records, times))
         except StoreUnavailableError as exc:
             if self.metrics is not None:
                 self.metrics.observe_store(time.perf_counter() - started, "unavailable", {})

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from fraud.store.errors import StoreUnavailableError
-from fraud.store.layout import BASE_PART, EVENT, EVENTS_PART, Batch, Result, event_id, time_ms
+from fraud.store.layout import BASE_PART, EVENT, EVENTS_PART, Batch, Result, event_id
 from fraud.store.online import OnlineFeatures
 
 __all__ = ["DEFAULT_URL", "OnlineStore", "StoreUnavailableError", "open_backend"]
@@ -93,17 +93,17 @@ class OnlineStore:
         self.backend.ping()
 
     def batch_of_records(
-        self, records: Sequence[Mapping[str, Any]], labels: Sequence[int] | None = None
+        self, records: Sequence[Mapping[str, Any]], times: Sequence[int]
     ) -> Batch:
-        """Validated records (timestamp, transaction_id, amount and every entity id) as a
-        ``Batch``; ``labels`` (1/0/-1) default to unknown."""
+        """Validated records (transaction_id, amount and every entity id) at ``times`` (ms,
+        ``time_ms`` of each timestamp) as a ``Batch`` of live traffic: labels unknown."""
         n = len(records)
         f = self.features
         return Batch(
-            t=np.fromiter((time_ms(r["timestamp"]) for r in records), np.int64, n),
+            t=np.asarray(times, dtype=np.int64),
             id=np.fromiter((event_id(r["transaction_id"]) for r in records), np.int64, n),
             amount=np.fromiter((r["amount"] for r in records), np.float64, n),
-            label=np.full(n, -1, np.int8) if labels is None else np.asarray(labels, np.int8),
+            label=np.full(n, -1, np.int8),
             entities={c: [r[c] for r in records] for c in f.entity_columns},
             values={c: [r[c] for r in records] for c in f.novelty.values()},
         )
