@@ -11,24 +11,20 @@ import pytest
 from fraud.features.history import history_arrays
 from fraud.features.state import fit_state
 from fraud.store import OnlineStore, open_backend, store_size
-from fraud.store.layout import EVENT, EVENTS_PART, Batch, event_id
+from fraud.store.layout import EVENT, EVENTS_PART, Batch
 from fraud.store.online import OnlineFeatures
+from stages import materialize
 from tests.unit.test_entities import CFG
 from tests.unit.test_features import random_frame
 
 
 def frame_batch(store: OnlineStore, df: pd.DataFrame, labels: bool) -> Batch:
-    f = store.features
-    n = len(df)
-    label = df["is_fraud"].to_numpy(np.int8) if labels else np.full(n, -1, np.int8)
-    return Batch(
-        t=(df["timestamp"].astype("int64") // 1_000_000).to_numpy(np.int64),
-        id=np.fromiter((event_id(v) for v in df["transaction_id"]), np.int64, n),
-        amount=df["amount"].to_numpy(np.float64),
-        label=label,
-        entities={c: df[c].tolist() for c in f.entity_columns},
-        values={c: df[c].tolist() for c in f.novelty.values()},
-    )
+    """``df`` as materialize records it, or as live traffic (no label known) when not
+    ``labels``."""
+    batch = materialize.frame_batch(df, store.features)
+    if not labels:
+        batch.label[:] = -1
+    return batch
 
 
 def replay(store: OnlineStore, df: pd.DataFrame, sizes: list[int], labels: bool):
