@@ -32,6 +32,7 @@ from pathlib import Path
 
 from tests.conftest import REPO
 from tests.service.test_server import Server, request
+from tests.service.test_store_server import raw_transactions
 
 TARGETS = {
     "store_sqlite_predict_rps_8_connections": 1500,
@@ -45,6 +46,10 @@ TARGETS = {
     "batch_1000_transactions_per_second": 50_000,
     "rss_per_worker_mib": 200,
 }
+
+
+#: Sequential requests sent before latency is sampled.
+WARMUP = 300
 
 
 def raw_request(port: int, method: str, path: str, body: bytes = b"") -> bytes:
@@ -131,18 +136,24 @@ def exchange(port: int, payload: bytes) -> bytes:
 
 
 def sequential_latency(port: int, body: bytes, n: int) -> dict:
-    """Client-measured latency of ``n`` sequential /predict requests (a lean socket client,
-    so the number is the server's and the loopback's, not urllib's)."""
-    payload = raw_request(port, "POST", "/predict", body)
-    for _ in range(300):  # steady state: both workers past their first requests
-        exchange(port, payload)
+    """Client-measured latency of ``n`` sequential /predict requests of one body."""
+    return sequential_bodies(port, [body] * (WARMUP + n))
+
+
+def sequential_bodies(port: int, bodies: list[bytes]) -> dict:
+    """Client-measured latency of sequential /predict requests, one per body, past the first
+    ``WARMUP`` (steady state: both workers past their first requests). A lean socket client,
+    so the number is the server's and the loopback's, not urllib's."""
+    payloads = [raw_request(port, "POST", "/predict", body) for body in bodies]
     samples = []
-    for _ in range(n):
+    for i, payload in enumerate(payloads):
         start = time.perf_counter()
         response = exchange(port, payload)
-        samples.append((time.perf_counter() - start) * 1000)
-        assert response.startswith(b"HTTP/1.1 200"), response[:200]
+        if i >= WARMUP:
+            samples.append((time.perf_counter() - start) * 1000)
+        assert response.startswith(b"HTTP/1.1 200"), response[:300]
     samples.sort()
+    n = len(samples)
     return {
         "n": n,
         "p50_ms": round(statistics.median(samples), 3),
@@ -177,22 +188,7 @@ def store_traffic(n: int) -> list[dict]:
     test = pd.read_parquet(REPO / "data/processed/test.parquet").sort_values(
         "timestamp", kind="stable"
     )
-    test = test.head(n)
-    fields = [
-        "transaction_id",
-        "user_id",
-        "merchant_id",
-        "device_id",
-        "merchant_category",
-        "transaction_type",
-        "location",
-        "device_type",
-    ]
-    out = test[fields].to_dict("records")
-    for body, amount, ts in zip(out, test["amount"], test["timestamp"], strict=True):
-        body["amount"] = float(amount)
-        body["timestamp"] = ts.isoformat()
-    return out
+    return raw_transactions(test.head(n))
 
 
 WRK_CYCLE = """
@@ -259,11 +255,14 @@ def store_phase(tmp: Path, url: str, args: argparse.Namespace, full: bool) -> di
     server = Server(tmp, {"FEATURE_STORE_URL": url})
     try:
         server.wait_ready()
-        seq = sequential_bodies(server.port, bodies[:2300])
+        first = WARMUP + args.sequential  # the transactions the sequential phase sends
+        seq = sequential_bodies(server.port, bodies[:first])
         out: dict = {"materialize_seconds": filled, "sequential_predict": seq}
         if full:
             health = throughput_of(server, tmp, "GET", "/health", b"", 8, args)
-            predict = wrk_cycle(server.url + "/predict", tmp, bodies[2300:60_000], args.seconds, 8)
+            predict = wrk_cycle(
+                server.url + "/predict", tmp, bodies[first:60_000], args.seconds, 8
+            )
             batches = [
                 json.dumps({"transactions": traffic[i : i + 1000]}).encode()
                 for i in range(60_000, len(traffic) - 999, 1000)
@@ -280,24 +279,6 @@ def store_phase(tmp: Path, url: str, args: argparse.Namespace, full: bool) -> di
     finally:
         server.stop()
     return out
-
-
-def sequential_bodies(port: int, bodies: list[bytes], warmup: int = 300) -> dict:
-    """Client-measured latency of sequential /predict requests, one distinct body each."""
-    samples = []
-    for i, body in enumerate(bodies):
-        start = time.perf_counter()
-        response = exchange(port, raw_request(port, "POST", "/predict", body))
-        if i >= warmup:
-            samples.append((time.perf_counter() - start) * 1000)
-        assert response.startswith(b"HTTP/1.1 200"), response[:300]
-    samples.sort()
-    n = len(samples)
-    return {
-        "n": n,
-        "p50_ms": round(statistics.median(samples), 3),
-        "p99_ms": round(samples[int(0.99 * n) - 1], 3),
-    }
 
 
 def throughput_of(

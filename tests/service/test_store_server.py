@@ -19,17 +19,26 @@ from stages import materialize
 from tests.service.test_server import Server, request
 from tests.tiny_model import TinyModel
 
+#: What a point of sale sends besides the amount and the time: the store computes the rest.
 RAW_FIELDS = [
     "transaction_id",
     "user_id",
     "merchant_id",
     "device_id",
-    "amount",
     "merchant_category",
     "transaction_type",
     "location",
     "device_type",
 ]
+
+
+def raw_transactions(frame: pd.DataFrame) -> list[dict]:
+    """Processed rows as raw /predict bodies (no history field), in the frame's order."""
+    out = frame[RAW_FIELDS].to_dict("records")
+    for body, amount, ts in zip(out, frame["amount"], frame["timestamp"], strict=True):
+        body["amount"] = float(amount)
+        body["timestamp"] = ts.isoformat()
+    return out
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -47,13 +56,6 @@ def serve(tmp_path: Path, store_url: str) -> Server:
         server.stop()
         raise
     return server
-
-
-def raw(row: pd.Series) -> dict:
-    body = {name: row[name] for name in RAW_FIELDS}
-    body["amount"] = float(body["amount"])
-    body["timestamp"] = row["timestamp"].isoformat()
-    return body
 
 
 def test_replaying_the_test_split_answers_the_offline_history(
@@ -75,15 +77,16 @@ def test_replaying_the_test_split_answers_the_offline_history(
     everything = pd.concat([splits["train"], splits["valid"], test], ignore_index=True)
     offline = history_arrays(everything, state.config)
     want = {name: values[-len(test) :] for name, values in offline.items()}
+    bodies = raw_transactions(test)
     server = serve(tmp_path, store_url)
     try:
         got: list[dict] = []
         for i in range(20):  # one by one, then in batches
-            status, body = request(f"{server.url}/predict", raw(test.iloc[i]))
+            status, body = request(f"{server.url}/predict", bodies[i])
             assert status == 200, body
             got.append(body)
         for start in range(20, len(test), 250):
-            items = [raw(test.iloc[i]) for i in range(start, min(start + 250, len(test)))]
+            items = bodies[start : start + 250]
             status, body = request(f"{server.url}/predict/batch", {"transactions": items})
             assert status == 200, body
             assert body["n_errors"] == 0, body
@@ -101,8 +104,8 @@ def test_replaying_the_test_split_answers_the_offline_history(
 
     scorer = Scorer(artifact, {}, RiskBands(0.3, 0.7), 0)
     records = [
-        raw(test.iloc[i]) | {"hour_of_day": int(h), "day_of_week": int(d)}
-        for i, (h, d) in enumerate(zip(test["hour_of_day"], test["day_of_week"], strict=True))
+        body | {"hour_of_day": int(h), "day_of_week": int(d)}
+        for body, h, d in zip(bodies, test["hour_of_day"], test["day_of_week"], strict=True)
     ]
     expected = scorer.score_records(records, want)
     np.testing.assert_allclose(
