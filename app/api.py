@@ -5,6 +5,7 @@ The scoring endpoints are answered in front of Flask, by ``app.predict``.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from typing import Any
@@ -17,6 +18,8 @@ from app.schemas import sample_transaction
 from fraud.store.errors import StoreUnavailableError
 
 bp = Blueprint("fraud", __name__)
+#: Set in a worker that got SIGTERM and serves out its drain (``app/gunicorn.conf.py``).
+DRAINING = threading.Event()
 
 
 def _state() -> Any:
@@ -55,10 +58,13 @@ def health() -> Response:
 def ready() -> tuple[Response, int]:
     """200 with the model version once the model is loaded and verified (``create_app``
     raises otherwise, so the worker never boots) and the online store answers; 503 naming the
-    store when it does not."""
+    store when it does not; 503 while the worker drains before shutting down."""
     state = _state()
     store = state.store
     out: dict[str, Any] = {"ready": True, "version": state.scorer.version, "feature_store": None}
+    if DRAINING.is_set():
+        out |= {"ready": False, "error": "shutting down: draining connections"}
+        return jsonify(out), 503
     if store is not None:
         out["feature_store"] = store.name
         try:

@@ -53,13 +53,14 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         metrics_dir = tmp / "metrics"
-        env = dict(
-            os.environ,
-            PORT=str(self.port),
-            WEB_CONCURRENCY="2",
-            PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+        env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "WEB_CONCURRENCY": "2",
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+            "DRAIN_SECONDS": "0",  # stop at once unless a test drains
             **(extra_env or {}),
-        )
+        }
         self.log = tmp / "gunicorn.log"
         self.proc = subprocess.Popen(
             [*GUNICORN, "--bind", f"127.0.0.1:{self.port}"],
@@ -131,6 +132,7 @@ def test_scores_single_and_batch_and_metrics_add_up_across_workers(server: Serve
 
 
 def test_sigterm_lets_in_flight_requests_finish(server: Server) -> None:
+    """DRAIN_SECONDS=0: SIGTERM stops at once, yet a request inside a worker is answered."""
     tx = sample(server)
     batch = {"transactions": [tx] * 2000}
 
@@ -148,6 +150,54 @@ def test_sigterm_lets_in_flight_requests_finish(server: Server) -> None:
     assert server.proc.wait(timeout=40) == 0
     assert statuses.count(200) >= 1
     assert set(statuses) <= {200, -1}
+
+
+def test_sigterm_drains_queued_connections_while_ready_says_503(tmp_path: Path) -> None:
+    """Under load from more clients than workers (so connections wait in the accept queue),
+    SIGTERM turns /ready to 503 and every request sent during the drain is answered 200."""
+    drain = 3.0
+    srv = Server(tmp_path, {"DRAIN_SECONDS": str(drain)})
+    try:
+        srv.wait_ready()
+        tx = sample(srv)
+        stop_sending, statuses, ready = 0.0, [], []
+
+        def client() -> None:
+            while time.monotonic() < stop_sending:
+                try:
+                    statuses.append(request(f"{srv.url}/predict", tx, timeout=10)[0])
+                except OSError as exc:
+                    statuses.append(repr(exc))
+
+        def probe() -> None:
+            while time.monotonic() < stop_sending:
+                try:
+                    ready.append(request(f"{srv.url}/ready", timeout=2)[0])
+                except OSError as exc:
+                    ready.append(repr(exc))
+                time.sleep(0.05)
+
+        stop_sending = time.monotonic() + 0.5 + drain - 1.0  # stop 1 s before the drain ends
+        with ThreadPoolExecutor(max_workers=9) as pool:
+            futures = [pool.submit(client) for _ in range(8)] + [pool.submit(probe)]
+            time.sleep(0.5)
+            sent_before = len(statuses)
+            terminated = time.monotonic()
+            srv.proc.send_signal(signal.SIGTERM)
+            for future in futures:
+                future.result()
+        assert srv.proc.wait(timeout=drain + 40) == 0
+        waited = time.monotonic() - terminated
+    finally:
+        srv.stop()
+    assert sent_before > 0
+    assert len(statuses) > sent_before
+    assert set(statuses) == {200}, [s for s in statuses if s != 200][:5]
+    assert 503 in ready
+    assert set(ready) <= {200, 503}
+    assert ready[-1] == 503
+    assert waited >= drain - 1.0  # it served out the drain before exiting
+    assert "draining for 3s" in srv.log.read_text()
 
 
 def test_tampered_artifact_refuses_to_start(tiny_model: TinyModel, tmp_path: Path) -> None:
