@@ -34,7 +34,7 @@ retrain: params ## Compose for ENV, run the pipeline and the quality gate: make 
 	$(BIN)/dvc repro
 	@$(BIN)/python -m stages.report
 
-serve: venv ## Serve models/ with gunicorn on PORT (default 8000); honours MODEL_PATH, FEATURES_PATH
+serve: venv ## Serve models/ with gunicorn on PORT (default 8000); honours MODEL_DIR, FEATURES_PATH
 	$(BIN)/gunicorn -c app/gunicorn.conf.py "app:create_app()"
 
 system-deps: ## Install the Debian packages the tests run for real (redis-server), if missing

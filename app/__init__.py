@@ -84,15 +84,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from app.settings import resolve, with_manifest
     from app.validation import TransactionValidator
     from fraud.features.spec import categorical_inputs
-    from fraud.runtime.artifact import ArtifactError, load_artifact
+    from fraud.runtime.artifact import MANIFEST, ArtifactError, load_artifact
     from fraud.runtime.scoring import RiskBands, Scorer
 
     settings = resolve(config)
-    artifact, manifest = load_artifact(settings["MODEL_PATH"], settings["MANIFEST_PATH"])
+    manifest_path = settings["MODEL_DIR"] / MANIFEST
+    artifact, manifest = load_artifact(manifest_path)
     try:
         settings = with_manifest(settings, manifest)
     except ValueError as exc:
-        raise ArtifactError(f"manifest {settings['MANIFEST_PATH']}: {exc}") from None
+        raise ArtifactError(f"manifest {manifest_path}: {exc}") from None
     check_features_file(settings["FEATURES_PATH"], artifact.feature_names)
     api_keys = parse_api_keys(settings["API_KEYS"])
     app = Flask(__name__)
@@ -120,10 +121,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.register_blueprint(bp)
     register_error_handlers(app)
-    init_monitoring(app, manifest)
+    init_monitoring(app, manifest_path, manifest)
     app.wsgi_app = ScoringEndpoints(app, app.wsgi_app, api_keys)  # type: ignore[method-assign]
     logger.info(
-        "loaded model %s (%s) from %s", scorer.version, artifact.kind, app.config["MODEL_PATH"]
+        "loaded model %s (%s) from %s",
+        scorer.version,
+        artifact.kind,
+        manifest_path.parent / manifest["artifact"],
     )
     logger.info(
         "history: %s", f"online store {store.name}" if store else "from requests only (no store)"

@@ -42,6 +42,7 @@ from app.settings import SETTINGS
 from fraud.monitoring.config import SCORE, DriftConfig, DriftError, ProfileConfig
 from fraud.monitoring.drift import columns_from_records, drift_report, parse_log_lines
 from fraud.monitoring.profile import check_profile
+from fraud.runtime.artifact import ArtifactError, read_profile
 
 LOG_SUFFIX = ".jsonl"
 FLUSH_BYTES = 64 * 1024
@@ -203,6 +204,9 @@ class Monitoring:
     log: PredictionLog | None
     #: The ``drift`` section the promote stage shipped in the manifest (None: none shipped).
     drift: Mapping[str, Any] | None
+    #: The reference profile's bytes (read and verified at boot), or why there are none.
+    profile: bytes | str
+    manifest_path: Path
     cache: dict[str, Any] = field(default_factory=dict)
 
     def reference(self) -> tuple[dict, DriftConfig]:
@@ -210,28 +214,28 @@ class Monitoring:
         if "profile" not in self.cache:
             from fraud.config import parse_checked
 
-            path = self.settings["REFERENCE_PROFILE_PATH"]
+            if isinstance(self.profile, str):
+                raise DriftError(self.profile)
+            where = f"the reference profile of {self.manifest_path}"
             try:
-                profile = orjson.loads(Path(path).read_bytes())
-            except FileNotFoundError:
-                raise DriftError(f"reference profile not found: {path}") from None
+                profile = orjson.loads(self.profile)
             except orjson.JSONDecodeError as exc:
-                raise DriftError(f"reference profile {path} is not JSON: {exc}") from None
+                raise DriftError(f"{where} is not JSON: {exc}") from None
             if self.drift is None:
-                raise DriftError(f"manifest {self.settings['MANIFEST_PATH']} has no drift section")
+                raise DriftError(f"manifest {self.manifest_path} has no drift section")
             cfg = parse_checked(self.drift, DriftConfig, "drift")
-            self.cache["profile"] = check_profile(profile, f"reference profile {path}")
+            self.cache["profile"] = check_profile(profile, where)
             self.cache["config"] = cfg
         return self.cache["profile"], self.cache["config"]
 
 
-def _logged_fields(profile_path: Path) -> list[str]:
+def _logged_fields(profile: bytes | str) -> list[str]:
     """The fields the reference profile monitors (the configured defaults if unreadable)."""
     try:
-        features = orjson.loads(Path(profile_path).read_bytes())["features"]
+        features = orjson.loads(profile)["features"] if isinstance(profile, bytes) else None
         if isinstance(features, dict) and features:
             return [str(name) for name in features]
-    except (OSError, orjson.JSONDecodeError, KeyError, TypeError):
+    except (orjson.JSONDecodeError, KeyError, TypeError):
         pass
     defaults = ProfileConfig()
     return [*defaults.numeric, *defaults.categorical]
@@ -252,9 +256,17 @@ def _private_directory(name: str) -> Path:
     return path
 
 
-def init_monitoring(app: Flask, manifest: Mapping[str, Any]) -> None:
-    """Set up the prediction log (when configured) and register GET /monitoring/drift."""
+def init_monitoring(app: Flask, manifest_path: Path, manifest: Mapping[str, Any]) -> None:
+    """Set up the prediction log (when configured) and register GET /monitoring/drift.
+
+    The reference profile is read now, with the model: a later promotion into the same
+    directory (``fraud.runtime.artifact.publish``) removes the files of the set served here.
+    """
     settings = {key: app.config[key] for key in SETTINGS}
+    try:
+        profile: bytes | str = read_profile(manifest_path, manifest)
+    except ArtifactError as exc:
+        profile = str(exc)
     directory = settings["PREDICTION_LOG_DIR"]
     if directory is None and settings["MONITORING_TOKEN"]:
         directory = _private_directory(f"fraud-predictions-{os.getuid()}")
@@ -263,12 +275,14 @@ def init_monitoring(app: Flask, manifest: Mapping[str, Any]) -> None:
     if directory is not None:
         log = PredictionLog(
             directory,
-            _logged_fields(settings["REFERENCE_PROFILE_PATH"]),
+            _logged_fields(profile),
             settings["PREDICTION_LOG_MAX_BYTES"],
             settings["PREDICTION_LOG_MAX_FILES"],
             settings["PREDICTION_LOG_FLUSH_SECONDS"],
         )
-    app.extensions["monitoring"] = Monitoring(settings, log, manifest.get("drift"))
+    app.extensions["monitoring"] = Monitoring(
+        settings, log, manifest.get("drift"), profile, manifest_path
+    )
     app.register_blueprint(bp)
 
 

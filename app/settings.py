@@ -3,10 +3,10 @@
 Each setting is taken from the explicit ``config`` mapping given to ``create_app``, else the
 environment variable of the same name, else its default here. A ``None`` default means "from
 the promoted manifest" (``serving``: risk bands, reasons, batch size, chosen in conf/serving/),
-"derived" (files beside the model) or "off" (``MONITORING_TOKEN``, ``PREDICTION_LOG_DIR``), as
-the comments below say. The path defaults equal conf/paths/default.yaml's
-``model.artifact`` and ``selected_features`` (a test holds them equal); the service never
-reads params.yaml.
+or "off" (``MONITORING_TOKEN``, ``PREDICTION_LOG_DIR``), as the comments below say. The path
+defaults equal conf/paths/default.yaml's ``model_dir`` and ``selected_features`` (a test
+holds them equal); the service never reads params.yaml. ``MODEL_DIR/manifest.json`` names
+the artifact and reference profile to load (``fraud.runtime.artifact``).
 """
 
 from __future__ import annotations
@@ -22,9 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 #: Setting -> (default, type).
 SETTINGS: dict[str, tuple[Any, type]] = {
-    "MODEL_PATH": ("models/fraud_model.joblib", Path),
-    "MANIFEST_PATH": (None, Path),  # default: manifest.json beside the model
-    "REFERENCE_PROFILE_PATH": (None, Path),  # default: reference_profile.json beside the model
+    "MODEL_DIR": ("models", Path),  # its manifest.json names the artifact and profile
     "FEATURES_PATH": ("data/selected_features.json", Path),
     "MAX_CONTENT_LENGTH": (8 * 1024 * 1024, int),
     "MAX_PREDICT_LENGTH": (64 * 1024, int),  # body limit of POST /predict (one transaction)
@@ -84,11 +82,6 @@ def resolve(config: Mapping[str, Any] | None) -> dict[str, Any]:
     for key, value in resolved.items():
         if isinstance(value, Path) and not value.is_absolute():
             resolved[key] = REPO_ROOT / value
-    model_dir = resolved["MODEL_PATH"].parent
-    if resolved["MANIFEST_PATH"] is None:
-        resolved["MANIFEST_PATH"] = model_dir / "manifest.json"
-    if resolved["REFERENCE_PROFILE_PATH"] is None:
-        resolved["REFERENCE_PROFILE_PATH"] = model_dir / "reference_profile.json"
     return resolved
 
 

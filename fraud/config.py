@@ -131,7 +131,7 @@ class FeaturePaths(SplitPaths):
 
 @dataclass
 class ModelPaths:
-    """A model artifact, its manifest and its drift reference profile."""
+    """A candidate model artifact, its manifest and its drift reference profile."""
 
     artifact: str
     manifest: str
@@ -157,7 +157,7 @@ class PathsConfig:
     gate_report: str
     plots: str
     drift_reports: str
-    model: ModelPaths
+    model_dir: str
 
 
 def load_paths(path: Path = PARAMS_FILE) -> PathsConfig:

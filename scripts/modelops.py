@@ -1,7 +1,7 @@
 """Facts about the committed model for the delivery scripts: run as ``python -m scripts.modelops``.
 
     python -m scripts.modelops paths                    # what retrain commits, rollback restores
-    python -m scripts.modelops path model.artifact      # one entry of params.yaml's paths
+    python -m scripts.modelops path model_dir           # one entry of params.yaml's paths
     python -m scripts.modelops branch --env production  # the git branch params.yaml deploys to
     python -m scripts.modelops verify                   # models/ loads; features file matches
     python -m scripts.modelops commit-message --env production --run-url URL
@@ -24,6 +24,7 @@ from typing import Any
 
 from fraud.config import ENVIRONMENTS, PARAMS_FILE, ConfigError, PathsConfig, load_params
 from fraud.config import load_paths as read_paths
+from fraud.runtime.artifact import MANIFEST
 
 #: Headline metrics in the commit subject, in this order.
 HEADLINE = ("roc_auc", "pr_auc", "recall_at_1pct_fpr")
@@ -59,7 +60,8 @@ def model_paths(root: Path) -> list[str]:
     the pipeline record that produced it (so `dvc status` agrees with models/ after either)."""
     paths = load_paths(root)
     return [
-        *release_assets(root),
+        paths.model_dir,  # the whole set: publish removes the files of the previous one
+        *_described_by(paths),
         paths.baseline,
         paths.plots,
         str(PARAMS_FILE),
@@ -67,22 +69,29 @@ def model_paths(root: Path) -> list[str]:
     ]
 
 
+def model_files(root: Path) -> list[str]:
+    """The served set: the manifest, then the artifact and reference profile it names."""
+    model_dir = Path(load_paths(root).model_dir)
+    manifest = read_json(root / model_dir / MANIFEST)
+    names = [manifest.get("artifact"), manifest.get("profile")]
+    if not all(isinstance(n, str) and n and Path(n).name == n for n in names):
+        raise ModelOpsError(f"{root / model_dir / MANIFEST} names no artifact and profile")
+    return [str(model_dir / name) for name in (MANIFEST, *names)]
+
+
 def release_assets(root: Path) -> list[str]:
-    """Files attached to a release: the model, what describes it, its metrics and gate."""
-    paths = load_paths(root)
-    return [
-        paths.model.artifact,
-        paths.model.manifest,
-        paths.model.profile,
-        paths.selected_features,
-        paths.training_summary,
-        paths.metrics,
-        paths.gate_report,
-    ]
+    """Files attached to a release: the model set (first three), what describes it, its
+    metrics and gate."""
+    return [*model_files(root), *_described_by(load_paths(root))]
+
+
+def _described_by(paths: PathsConfig) -> list[str]:
+    """What describes the model: its features file, training summary, metrics and gate."""
+    return [paths.selected_features, paths.training_summary, paths.metrics, paths.gate_report]
 
 
 def path_of(root: Path, key: str) -> str:
-    """The ``paths`` entry ``key`` (dotted, e.g. ``model.artifact``)."""
+    """The ``paths`` entry ``key`` (dotted, e.g. ``candidate.artifact``)."""
     value: Any = load_paths(root)
     for part in key.split("."):
         value = getattr(value, part, None)
@@ -101,7 +110,7 @@ def deploy_branch(root: Path, env: str) -> str:
     recorded = params["base"].get("env")
     if recorded != env:
         raise ModelOpsError(f"{params_file} records env {recorded!r}, expected {env!r}")
-    manifest_path = root / load_paths(root).model.manifest
+    manifest_path = root / load_paths(root).model_dir / MANIFEST
     manifest = read_json(manifest_path)
     if manifest.get("env") != env:
         raise ModelOpsError(
@@ -118,14 +127,16 @@ def verify(root: Path) -> str:
 
     Returns the model version (the first 12 hex digits of its sha256), as the app reports it.
     """
-    from fraud.runtime.artifact import ArtifactError, load_artifact
+    from fraud.runtime.artifact import ArtifactError, load_artifact, read_profile
 
     paths = load_paths(root)
-    model_path = root / paths.model.artifact
+    manifest_path = root / paths.model_dir / MANIFEST
     try:
-        artifact, manifest = load_artifact(model_path, root / paths.model.manifest)
+        artifact, manifest = load_artifact(manifest_path)
+        read_profile(manifest_path, manifest)
     except ArtifactError as exc:
         raise ModelOpsError(str(exc)) from None
+    model_path = manifest_path.parent / manifest["artifact"]
     features_path = root / paths.selected_features
     features = read_json(features_path).get("features")
     if features != artifact.feature_names:
@@ -141,7 +152,7 @@ def _fmt(value: Any) -> str:
 
 def commit_message(root: Path, env: str, run_url: str | None) -> str:
     """Subject with the environment and headline metrics, then the model facts and the run."""
-    manifest = read_json(root / load_paths(root).model.manifest)
+    manifest = read_json(root / load_paths(root).model_dir / MANIFEST)
     metrics = manifest.get("test_metrics", {})
     headline = ", ".join(f"{k} {_fmt(metrics[k])}" for k in HEADLINE if k in metrics)
     lines = [
@@ -166,7 +177,7 @@ def release_tag(env: str, now: datetime) -> str:
 
 def release_notes(root: Path, env: str, run_url: str | None) -> str:
     """Markdown: the model, its test metrics and gate checks, and where it came from."""
-    manifest = read_json(root / load_paths(root).model.manifest)
+    manifest = read_json(root / load_paths(root).model_dir / MANIFEST)
     metrics = manifest.get("test_metrics", {})
     gate = manifest.get("gate", {})
     out = [
@@ -204,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("paths", help="files a retrain commits and a rollback restores")
     sub.add_parser("assets", help="files a release carries (those that exist)")
     sub.add_parser("verify", help="verify models/ and print its version")
-    path_cmd = sub.add_parser("path", help="one entry of params.yaml's paths, e.g. model.artifact")
+    path_cmd = sub.add_parser("path", help="one entry of params.yaml's paths, e.g. model_dir")
     path_cmd.add_argument("key")
     for name in ("branch", "commit-message", "release-tag", "release-notes"):
         cmd = sub.add_parser(name)

@@ -3,7 +3,7 @@
 #
 #   scripts/rollback_model.sh REV
 #
-# Restores the model files (python -m scripts.modelops paths: the artifact, its manifest,
+# Restores the model files (python -m scripts.modelops paths: models/ with its manifest,
 # features, summaries, gate report, baseline, params.yaml and dvc.lock) as they were at REV,
 # verifies the artifact against its manifest (fraud.runtime.artifact.load_artifact), and commits
 # "Roll back model to <short sha of REV> (VERSION)". Refuses on a dirty tree, a revision without a model, or a
@@ -25,10 +25,9 @@ if ! git diff --quiet || ! git diff --cached --quiet; then
   git status --short --untracked-files=no >&2
   exit 1
 fi
-model_file=$("$python" -m scripts.modelops path model.artifact)
-manifest_file=$("$python" -m scripts.modelops path model.manifest)
-if ! git cat-file -e "$sha:$model_file" 2>/dev/null; then
-  echo "error: revision '$rev' ($sha) has no $model_file" >&2
+manifest_file="$("$python" -m scripts.modelops path model_dir)/manifest.json"
+if ! git cat-file -e "$sha:$manifest_file" 2>/dev/null; then
+  echo "error: revision '$rev' ($sha) has no $manifest_file" >&2
   exit 1
 fi
 manifest_env() { git show "$1:$manifest_file" | "$python" -c 'import json,sys; print(json.load(sys.stdin).get("env"))'; }

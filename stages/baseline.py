@@ -12,21 +12,22 @@ from pathlib import Path
 
 from fraud.config import PARAMS_FILE, ConfigError, load_paths
 from fraud.files import atomic_write_bytes, dump_json
-from fraud.runtime.artifact import ArtifactError, read_manifest
+from fraud.runtime.artifact import MANIFEST, ArtifactError, read_manifest
 
 
 def main(argv: list[str] | None = None) -> int:
     """Write the baseline JSON from models/manifest.json."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--manifest", type=Path, help="default: paths.model.manifest")
+    ap.add_argument("--model-dir", type=Path, help="default: paths.model_dir (models/)")
     ap.add_argument("--out", type=Path, help="default: paths.baseline")
     ap.add_argument("--params", type=Path, default=PARAMS_FILE)
     args = ap.parse_args(argv)
     try:
-        if args.manifest is None or args.out is None:
+        if args.model_dir is None or args.out is None:
             paths = load_paths(args.params)
-            args.manifest = args.manifest or Path(paths.model.manifest)
+            args.model_dir = args.model_dir or Path(paths.model_dir)
             args.out = args.out or Path(paths.baseline)
+        args.manifest = args.model_dir / MANIFEST
         manifest = read_manifest(args.manifest)
     except (ArtifactError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)

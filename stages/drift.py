@@ -114,7 +114,7 @@ def _integer_column(values: Any, name: str, path: Path) -> Any:
     return number.astype("int64")
 
 
-def model_scores(frame: Any, model: Path, manifest: Path, profile: dict) -> np.ndarray | None:
+def model_scores(frame: Any, manifest: Path, profile: dict) -> np.ndarray | None:
     """The served model's scores of full transactions (every entity's history computed in the
     batch; rows without a label count as unlabelled).
 
@@ -128,7 +128,7 @@ def model_scores(frame: Any, model: Path, manifest: Path, profile: dict) -> np.n
     from fraud.features.transform import transform
     from fraud.runtime.artifact import load_artifact
 
-    artifact, facts = load_artifact(model, manifest)
+    artifact, facts = load_artifact(manifest)
     state = artifact.feature_state
     needed = (schema.USER_ID, schema.TIMESTAMP, *state.record_fields, *state.inputs)
     if any(name not in frame for name in needed):
@@ -199,7 +199,7 @@ def build_report(args: argparse.Namespace, cfg: DriftConfig) -> tuple[dict, str]
             f"synthetic {base.env} batch, scenario {args.scenario}, {rows:,} rows from "
             f"{batch_cfg.start}, seed {seed}"
         )
-        scores = model_scores(frame, args.model, args.manifest, profile)
+        scores = model_scores(frame, args.manifest, profile)
         current: Any = frame
     else:
         source = str(args.current)
@@ -213,7 +213,7 @@ def build_report(args: argparse.Namespace, cfg: DriftConfig) -> tuple[dict, str]
             if SCORE in current:
                 scores = current[SCORE].to_numpy(dtype=np.float64)
             else:
-                scores = model_scores(current, args.model, args.manifest, profile)
+                scores = model_scores(current, args.manifest, profile)
     report = drift_report(profile, current, cfg.rule, scores=scores, source=source)
     return report, f"Drift report: {source}"
 
@@ -227,9 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     what.add_argument("--url", help="deployed app base URL (token in MONITORING_TOKEN)")
     ap.add_argument("--rows", type=int, help="synthetic batch rows (default drift.synthetic)")
     ap.add_argument("--seed", type=int, help="synthetic batch seed (default drift.synthetic)")
-    ap.add_argument("--reference", type=Path, help="default: paths.model.profile")
-    ap.add_argument("--model", type=Path, help="default: paths.model.artifact")
-    ap.add_argument("--manifest", type=Path, help="default: paths.model.manifest")
+    ap.add_argument(
+        "--reference", type=Path, help="default: the profile the served manifest names"
+    )
+    ap.add_argument("--model-dir", type=Path, help="default: paths.model_dir (models/)")
     ap.add_argument("--json-out", type=Path, help="default: <paths.drift_reports>/*.json")
     ap.add_argument("--md-out", type=Path, help="default: <paths.drift_reports>/*.md")
     ap.add_argument("--params", type=Path, default=PARAMS_FILE)
@@ -241,9 +242,11 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     paths = load_paths(args.params)
-    args.reference = args.reference or Path(paths.model.profile)
-    args.model = args.model or Path(paths.model.artifact)
-    args.manifest = args.manifest or Path(paths.model.manifest)
+    from fraud.runtime.artifact import MANIFEST, member, read_manifest
+
+    args.manifest = (args.model_dir or Path(paths.model_dir)) / MANIFEST
+    if args.reference is None:
+        args.reference = member(args.manifest, read_manifest(args.manifest), "profile")
     args.json_out = args.json_out or Path(paths.drift_reports) / "drift_report.json"
     args.md_out = args.md_out or Path(paths.drift_reports) / "drift_report.md"
     cfg = parse_checked(load_params(["drift"], args.params)["drift"], DriftConfig, "drift")

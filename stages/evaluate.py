@@ -33,8 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser(
         __doc__.splitlines()[0],
         {
-            "model": "candidate artifact",
-            "manifest": "candidate manifest",
+            "manifest": "candidate manifest (it names the artifact beside it)",
             "test": "test features parquet",
             "test_raw": "test split of raw transactions (cards and days for Card Precision@k)",
             "metrics": "test metrics JSON (DVC metrics)",
@@ -44,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(["train", "evaluate"], args.params)
     train_cfg = parse_checked(params["train"], TrainConfig, "train")
     eval_cfg = parse_checked(params["evaluate"], EvaluateConfig, "evaluate")
-    artifact, _ = load_artifact(args.model, args.manifest)
+    artifact, _ = load_artifact(args.manifest)
     test, raw = read_parquet(args.test), read_parquet(args.test_raw)
     y = test[schema.LABEL].to_numpy(dtype="int64")
     if len(raw) != len(y) or not (raw[schema.LABEL].to_numpy() == y).all():

@@ -25,7 +25,7 @@ import pandas as pd
 
 from fraud.config import PARAMS_FILE, load_paths
 from fraud.data import schema
-from fraud.runtime.artifact import load_artifact
+from fraud.runtime.artifact import MANIFEST, load_artifact
 from fraud.store import DEFAULT_URL, OnlineStore, open_backend, store_size
 from fraud.store.layout import Batch, event_id
 from fraud.store.online import OnlineFeatures
@@ -71,8 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         help="store URL (default: FEATURE_STORE_URL, else %(default)s)",
     )
     ap.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS))
-    ap.add_argument("--model", type=Path, help="default: paths.model.artifact")
-    ap.add_argument("--manifest", type=Path, help="default: paths.model.manifest")
+    ap.add_argument("--model-dir", type=Path, help="default: paths.model_dir (models/)")
     ap.add_argument("--keep", action="store_true", help="add to the store instead of clearing")
     ap.add_argument(
         "--max-lateness",
@@ -83,9 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--params", type=Path, default=PARAMS_FILE)
     args = ap.parse_args(argv)
     paths = load_paths(args.params)
-    artifact, manifest = load_artifact(
-        args.model or Path(paths.model.artifact), args.manifest or Path(paths.model.manifest)
-    )
+    artifact, manifest = load_artifact((args.model_dir or Path(paths.model_dir)) / MANIFEST)
     state = artifact.feature_state
     features = OnlineFeatures(state, args.max_lateness * 1000)
     if not features.columns:

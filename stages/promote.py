@@ -2,10 +2,12 @@
 
 The gate reads the candidate's test metrics (the evaluate stage's) and, for production, the
 baseline. A failing gate exits 1 naming every failing metric with its value and bound, and
-models/ keeps the previous model. A passing candidate is copied into models/ (artifact first,
-then its manifest, then its drift reference profile, each atomically); the promoted manifest
-carries the test metrics, the gate verdict and the ``serving`` and ``drift`` sections, so the
-service reads everything it needs beside the model and never params.yaml.
+models/ keeps the previous model. A passing candidate is published into models/ as one set
+(``fraud.runtime.artifact.publish``: the artifact and its drift reference profile under
+names carrying the model's sha256, then the manifest naming them, in one rename), so a
+crash at any point leaves the old set or the new one. The promoted manifest carries the test
+metrics, the gate verdict and the ``serving`` and ``drift`` sections, so the service reads
+everything it needs from models/ and never params.yaml.
 """
 
 from __future__ import annotations
@@ -15,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from fraud.config import load_params, parse_checked
-from fraud.files import atomic_write_bytes, dump_json, sha256_bytes
 from fraud.model.gate import GateConfig, gate
 from fraud.monitoring.config import DriftConfig
-from fraud.runtime.artifact import read_manifest
+from fraud.runtime.artifact import member, publish, read_manifest
 from fraud.runtime.scoring import ServingConfig
 from stages.common import parser, run, write_json
 
@@ -58,15 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser(
         __doc__.splitlines()[0],
         {
-            "model": "candidate artifact",
-            "manifest": "candidate manifest",
+            "manifest": "candidate manifest (it names the artifact beside it)",
             "profile": "candidate drift reference profile",
             "metrics": "the candidate's test metrics JSON (evaluate stage)",
             "baseline": "production baseline metrics JSON",
             "gate_report": "gate verdict JSON",
-            "promote_model": "promoted artifact path under models/",
-            "promote_manifest": "promoted manifest path under models/",
-            "promote_profile": "promoted reference profile path under models/",
+            "models": "directory the passing set is published into (models/)",
         },
     ).parse_args(argv)
     params = load_params(["gate", "serving", "drift"], args.params)
@@ -99,26 +97,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
 
-    # Promote exactly the verified bytes; artifact first, so a manifest never names bytes that
-    # are not there (a crash in between leaves a pair that fails verification, never a mix).
-    data = args.model.read_bytes()
-    if sha256_bytes(data) != manifest["sha256"]:
-        raise ValueError(f"{args.model} does not match its manifest {args.manifest}")
+    # Promote exactly the verified bytes (publish refuses others), as one set.
+    data = member(args.manifest, manifest, "artifact").read_bytes()
     profile = read_profile(args.profile, manifest["sha256"])
-    promoted = dict(
-        manifest,
-        artifact=args.promote_model.name,
-        test_metrics=metrics,
-        gate=report,
-        serving=params["serving"],
-        drift=params["drift"],
-    )
-    atomic_write_bytes(args.promote_model, data)
-    atomic_write_bytes(args.promote_manifest, dump_json(promoted))
-    atomic_write_bytes(args.promote_profile, profile)
+    promoted = dict(manifest, test_metrics=metrics, gate=report)
+    promoted |= {"serving": params["serving"], "drift": params["drift"]}
+    written = publish(args.models, data, promoted, profile)
     print(
         f"gate: passed - test pr_auc {metrics['pr_auc']:.4f} roc_auc {metrics['roc_auc']:.4f} "
-        f"recall@1%fpr {metrics['recall_at_1pct_fpr']:.4f}; promoted to {args.promote_model}"
+        f"recall@1%fpr {metrics['recall_at_1pct_fpr']:.4f}; promoted to "
+        f"{args.models / written['artifact']}"
     )
     return 0
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from fraud.config import PARAMS_FILE, load_paths
-from fraud.runtime.artifact import ArtifactError, load_artifact
+from fraud.runtime.artifact import MANIFEST, ArtifactError, load_artifact
 
 KEYS = ("roc_auc", "pr_auc", "recall_at_1pct_fpr", "precision", "recall", "f1", "threshold")
 
@@ -21,25 +21,23 @@ def main(argv: list[str] | None = None) -> int:
     """Print a short report; return 0 only for a passed gate and a verified model."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--gate-report", type=Path, help="default: paths.gate_report")
-    ap.add_argument("--model", type=Path, help="default: paths.model.artifact")
-    ap.add_argument("--manifest", type=Path, help="default: paths.model.manifest")
+    ap.add_argument("--model-dir", type=Path, help="default: paths.model_dir (models/)")
     ap.add_argument("--params", type=Path, default=PARAMS_FILE)
     args = ap.parse_args(argv)
     try:
-        if None in (args.gate_report, args.model, args.manifest):
+        if None in (args.gate_report, args.model_dir):
             paths = load_paths(args.params)
             args.gate_report = args.gate_report or Path(paths.gate_report)
-            args.model = args.model or Path(paths.model.artifact)
-            args.manifest = args.manifest or Path(paths.model.manifest)
+            args.model_dir = args.model_dir or Path(paths.model_dir)
         gate = json.loads(args.gate_report.read_text())
-        artifact, manifest = load_artifact(args.model, args.manifest)
+        artifact, manifest = load_artifact(args.model_dir / MANIFEST)
     except (OSError, ValueError, ArtifactError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     metrics = manifest.get("test_metrics", {})
     print(
-        f"model: {args.model} ({artifact.kind}, env {manifest.get('env')}, "
-        f"sha256 {manifest['sha256'][:12]})"
+        f"model: {args.model_dir / manifest['artifact']} ({artifact.kind}, "
+        f"env {manifest.get('env')}, sha256 {manifest['sha256'][:12]})"
     )
     print("test:  " + ", ".join(f"{k} {metrics[k]:.4f}" for k in KEYS if k in metrics))
     for check in gate.get("checks", []):

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
             "train": "train features parquet",
             "valid": "valid features parquet",
             "state": "fitted feature state (joblib)",
-            "model": "candidate model artifact (joblib)",
+            "model": "candidate model artifact (a zip: fraud.runtime.artifact)",
             "manifest": "candidate manifest JSON",
             "summary": "training summary JSON",
             "raw_train": "train split of raw transactions (for the drift reference profile)",

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from fraud.runtime.artifact import MANIFEST, member, read_manifest
 from stages.compose import compose_params
 from tests.conftest import REPO, dvc_yaml
 
@@ -38,19 +39,32 @@ class TinyModel:
 
     root: Path
     params: Path
-    model: Path
-    manifest: Path
-    profile: Path
+    model_dir: Path
     features: Path
     gate_report: Path
 
+    @property
+    def manifest(self) -> Path:
+        """The promoted manifest (it names the artifact and the reference profile)."""
+        return self.model_dir / MANIFEST
+
+    @property
+    def model(self) -> Path:
+        """The promoted artifact."""
+        return member(self.manifest, read_manifest(self.manifest), "artifact")
+
+    @property
+    def profile(self) -> Path:
+        """The promoted drift reference profile."""
+        return member(self.manifest, read_manifest(self.manifest), "profile")
+
     def app_config(self, **extra: Any) -> dict[str, Any]:
         """``create_app`` settings serving this model."""
-        return {"MODEL_PATH": str(self.model), "FEATURES_PATH": str(self.features), **extra}
+        return {**self.env(), **extra}
 
     def env(self) -> dict[str, str]:
         """The same, as environment variables (for a real gunicorn)."""
-        return {"MODEL_PATH": str(self.model), "FEATURES_PATH": str(self.features)}
+        return {"MODEL_DIR": str(self.model_dir), "FEATURES_PATH": str(self.features)}
 
 
 def _rebase(paths: Any, root: Path) -> Any:
@@ -77,9 +91,7 @@ def build(root: Path, overrides: tuple[str, ...] = ()) -> TinyModel:
     return TinyModel(
         root=root,
         params=root / "params.yaml",
-        model=Path(paths["model"]["artifact"]),
-        manifest=Path(paths["model"]["manifest"]),
-        profile=Path(paths["model"]["profile"]),
+        model_dir=Path(paths["model_dir"]),
         features=Path(paths["selected_features"]),
         gate_report=Path(paths["gate_report"]),
     )

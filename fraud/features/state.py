@@ -6,7 +6,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from fraud.data import schema
 from fraud.features.history import _require_columns
 from fraud.features.spec import (
     UNKNOWN,
+    EntityConfig,
     Feature,
     FeatureConfig,
     categorical_inputs,
@@ -60,6 +62,23 @@ class FeatureState:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._compile()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain fields as JSON-ready data (the model artifact's document holds them)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureState:
+        """The state ``to_dict`` gave (its lookup plan rebuilt)."""
+        values = dict(data)
+        config = dict(values.pop("config"))
+        config["entities"] = {k: EntityConfig(**v) for k, v in config["entities"].items()}
+        period = values.pop("train_period", None)
+        return cls(
+            config=FeatureConfig(**config),
+            train_period=None if period is None else tuple(period),
+            **values,
+        )
 
     @property
     def history_columns(self) -> list[str]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -24,9 +26,38 @@ class XGBoostModel:
     """
 
     libraries: ClassVar[tuple[str, ...]] = ("numpy",)
+    name: ClassVar[str] = "xgboost"
 
     raw: bytes
     trees: CompiledTrees
+
+    def to_files(self) -> tuple[dict[str, Any], dict[str, bytes]]:
+        """The trees' scalars, and their arrays as ``.npy`` files beside the booster's UBJSON."""
+        scalars: dict[str, Any] = {}
+        files = {"booster.ubj": bytes(self.raw)}
+        for f in fields(self.trees):
+            if not f.init:
+                continue
+            value = getattr(self.trees, f.name)
+            if isinstance(value, np.ndarray):
+                buffer = io.BytesIO()
+                np.lib.format.write_array(buffer, value, allow_pickle=False)
+                files[f"trees/{f.name}.npy"] = buffer.getvalue()
+            else:
+                scalars[f.name] = value
+        return scalars, files
+
+    @classmethod
+    def from_files(cls, scalars: Mapping[str, Any], files: Mapping[str, bytes]) -> XGBoostModel:
+        """The model ``to_files`` wrote; no pickle is read."""
+        arrays = {
+            name[len("trees/") : -len(".npy")]: np.lib.format.read_array(
+                io.BytesIO(data), allow_pickle=False
+            )
+            for name, data in files.items()
+            if name.startswith("trees/") and name.endswith(".npy")
+        }
+        return cls(raw=files["booster.ubj"], trees=CompiledTrees(**arrays, **scalars))
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities (n,) and Saabas contributions (n, n_features) in log-odds, one walk."""

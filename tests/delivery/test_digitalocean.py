@@ -96,7 +96,7 @@ def test_env_vars_are_ones_the_app_reads_and_paths_are_the_apps_defaults() -> No
             assert key not in envs
             assert f"{key}=" not in dockerfile
             if default is not None:
-                assert (REPO / default).is_file()
+                assert (REPO / default).exists()
 
 
 # --- the init script against a fake doctl ---------------------------------------------------

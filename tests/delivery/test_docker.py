@@ -201,7 +201,9 @@ def test_serving_requirements_are_a_pinned_subset_of_requirements_txt() -> None:
 
 def test_image_gets_only_what_serving_reads() -> None:
     context = build_context()
-    assert "models/fraud_model.joblib" in context
+    manifest = json.loads((REPO / "models/manifest.json").read_text())
+    assert {f"models/{manifest[k]}" for k in ("artifact", "profile")} <= set(context)
+    assert "models/manifest.json" in context
     assert "data/selected_features.json" in context
     for kept_out in (
         "dvc.lock",

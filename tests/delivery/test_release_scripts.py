@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from fraud.files import sha256_bytes
-from fraud.runtime.artifact import load_artifact, serialize
+from fraud.runtime.artifact import load_artifact, publish, read_profile, serialize
 from scripts.modelops import model_paths
 from tests.conftest import REPO, copy_repo, fake_tool, run, tool_env
 
@@ -27,6 +27,8 @@ RUN_URL = "https://github.com/acme/fraud/actions/runs/42"
 #: The committed model, which every copy starts from.
 COMMITTED = json.loads((REPO / "models/manifest.json").read_text())
 VERSION = COMMITTED["sha256"][:12]
+#: The versioned files of a published set, as (name prefix, extension).
+NAMES = [("fraud_model", "zip"), ("reference_profile", "json")]
 METRICS = COMMITTED["test_metrics"]
 BRANCHES = {"production": "master", "staging": "staging", "development": "develop"}
 
@@ -51,19 +53,30 @@ def script(
 
 
 def new_model(repo: Path, threshold: float, env: str | None = None) -> str:
-    """Write a different, valid model into the copy's models/; return its sha256."""
-    artifact, manifest = load_artifact(
-        repo / "models/fraud_model.joblib", repo / "models/manifest.json"
-    )
+    """Publish a different, valid model into the copy's models/; return its sha256."""
+    manifest_path = repo / "models/manifest.json"
+    artifact, manifest = load_artifact(manifest_path)
+    profile = json.loads(read_profile(manifest_path, manifest))
     artifact.threshold = threshold
     data = serialize(artifact)
     manifest = dict(manifest, sha256=sha256_bytes(data), size_bytes=len(data))
     manifest["threshold"] = threshold
     if env is not None:
         manifest["env"] = env
-    (repo / "models/fraud_model.joblib").write_bytes(data)
-    (repo / "models/manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    profile["model"]["sha256"] = manifest["sha256"]
+    publish(repo / "models", data, manifest, json.dumps(profile).encode())
     return manifest["sha256"]
+
+
+def artifact_of(repo: Path) -> Path:
+    """The artifact the copy's manifest names."""
+    return repo / "models" / json.loads((repo / "models/manifest.json").read_text())["artifact"]
+
+
+def commit_all(repo: Path, message: str) -> None:
+    """Commit every change, new and removed files included (a published set renames files)."""
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", message)
 
 
 @pytest.fixture
@@ -119,8 +132,12 @@ def test_commit_pushes_the_gated_model_with_skip_ci_metrics_and_run(
     assert "Environment: production" in message
     assert f"Run: {RUN_URL}" in message
     assert sha256 in message
-    changed = git(origin, "diff", "--name-only", before, head).splitlines()
-    assert set(changed) == {"models/fraud_model.joblib", "models/manifest.json"}
+    changed = git(origin, "diff", "--name-only", "--no-renames", before, head).splitlines()
+    old, new = COMMITTED["sha256"][:12], sha256[:12]
+    assert set(changed) == {
+        "models/manifest.json",
+        *(f"models/{name}-{v}.{ext}" for v in (old, new) for name, ext in NAMES),
+    }
     assert all(any(p == m or p.startswith(m + "/") for m in model_paths(REPO)) for p in changed)
     pushed = json.loads(git(origin, "show", f"{head}:models/manifest.json"))
     assert pushed["sha256"] == sha256
@@ -178,7 +195,7 @@ def test_failed_gate_commits_and_pushes_nothing(remote_repo: tuple[Path, Path]) 
 def test_tampered_model_commits_and_pushes_nothing(remote_repo: tuple[Path, Path]) -> None:
     repo, origin = remote_repo
     before = remote_head(origin)
-    with open(repo / "models/fraud_model.joblib", "ab") as fh:
+    with open(artifact_of(repo), "ab") as fh:
         fh.write(b"\0")
     proc = script(repo, "commit_model.sh", "production")
     assert proc.returncode == 1
@@ -254,7 +271,8 @@ def test_release_carries_the_model_files_metrics_and_run(
     assert argv[:2] == ["release", "create"]
     assert argv[2].startswith("model-production-")
     assert len(argv[2]) == len("model-production-20260101T000000Z")
-    for asset in ("models/fraud_model.joblib", "models/manifest.json", "reports/metrics.json"):
+    assets = ["models/manifest.json", *(f"models/{COMMITTED[k]}" for k in ("artifact", "profile"))]
+    for asset in (*assets, "reports/metrics.json"):
         assert asset in argv
     assert argv[argv.index("--title") + 1] == f"production model {VERSION}"
     assert argv[argv.index("--target") + 1] == target
@@ -297,7 +315,7 @@ def two_models(tmp_path: Path) -> tuple[Path, str, str]:
     (repo / ".venv").symlink_to(REPO / ".venv")  # so `make` finds the project's venv
     old_rev = git(repo, "rev-parse", "HEAD")
     new_model(repo, 0.066)
-    git(repo, "commit", "-qam", "Retrain production model [skip ci]")
+    commit_all(repo, "Retrain production model [skip ci]")
     return repo, old_rev, git(repo, "rev-parse", "HEAD")
 
 
@@ -315,10 +333,8 @@ def test_make_rollback_restores_verifies_and_commits(two_models: tuple[Path, str
     body = git(repo, "log", "-1", "--format=%b")
     assert f"committed at {old_rev} (asked for as 'HEAD~1')" in body
     assert git(repo, "rev-parse", "HEAD~1") == new_rev
-    for path in ("models/fraud_model.joblib", "models/manifest.json"):
-        restored = git(repo, "rev-parse", f"HEAD:{path}")
-        assert restored == git(repo, "rev-parse", f"{old_rev}:{path}")
-    _, manifest = load_artifact(repo / "models/fraud_model.joblib", repo / "models/manifest.json")
+    assert git(repo, "rev-parse", "HEAD:models") == git(repo, "rev-parse", f"{old_rev}:models")
+    _, manifest = load_artifact(repo / "models/manifest.json")
     assert manifest["sha256"] == COMMITTED["sha256"]
     assert git(repo, "status", "--porcelain", "--untracked-files=no") == ""
     again = make_rollback(repo, old_rev)
@@ -348,7 +364,7 @@ def test_rollback_refuses_a_dirty_tree(two_models: tuple[Path, str, str]) -> Non
     ("rev", "message"),
     [
         ("no-such-rev", "'no-such-rev' is not a commit"),
-        ("EMPTY", "has no models/fraud_model.joblib"),
+        ("EMPTY", "has no models/manifest.json"),
     ],
 )
 def test_rollback_refuses_a_revision_without_a_model(
@@ -368,13 +384,13 @@ def test_rollback_refuses_a_model_that_does_not_verify(
     two_models: tuple[Path, str, str],
 ) -> None:
     repo, _, _ = two_models
-    with open(repo / "models/fraud_model.joblib", "ab") as fh:
+    with open(artifact_of(repo), "ab") as fh:
         fh.write(b"tampered")
-    git(repo, "commit", "-qam", "a bad model")
+    commit_all(repo, "a bad model")
     bad_rev = git(repo, "rev-parse", "HEAD")
     git(repo, "checkout", "HEAD~1", "--", "models")
     new_model(repo, 0.067)
-    git(repo, "commit", "-qam", "a good model again")
+    commit_all(repo, "a good model again")
     head = git(repo, "rev-parse", "HEAD")
     proc = script(repo, "rollback_model.sh", bad_rev)
     assert proc.returncode == 1
@@ -389,10 +405,10 @@ def test_rollback_refuses_a_model_of_another_environment(
 ) -> None:
     repo, _, _ = two_models
     new_model(repo, 0.068, env="staging")
-    git(repo, "commit", "-qam", "a staging model on this branch")
+    commit_all(repo, "a staging model on this branch")
     staging_rev = git(repo, "rev-parse", "HEAD")
     new_model(repo, 0.069, env="production")
-    git(repo, "commit", "-qam", "production again")
+    commit_all(repo, "production again")
     proc = script(repo, "rollback_model.sh", staging_rev)
     assert proc.returncode == 1
     assert "holds a staging model; this branch serves production" in proc.stderr

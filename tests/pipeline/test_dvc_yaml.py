@@ -99,8 +99,7 @@ def test_committed_outputs_are_not_cached_and_models_persist() -> None:
         for stage in DVC["stages"].values()
         for o in stage.get("outs", []) + stage.get("metrics", [])
     }
-    for committed in ("models/fraud_model.joblib", "models/manifest.json"):
-        assert outs[committed] == {"cache": False, "persist": True}
+    assert outs["models"] == {"cache": False, "persist": True}
     for committed in ("data/selected_features.json", "data/training_summary.json"):
         assert outs[committed] == {"cache": False}
 

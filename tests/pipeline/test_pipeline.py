@@ -12,7 +12,7 @@ import yaml
 from fraud.data.synthetic.config import DataConfig
 from fraud.data.synthetic.generate import generate_transactions
 from fraud.files import sha256_file
-from fraud.runtime.artifact import load_artifact
+from fraud.runtime.artifact import load_artifact, read_profile
 from tests.conftest import dvc_yaml, run
 
 TINY = [
@@ -25,7 +25,7 @@ TINY = [
     "gate.min_metrics.pr_auc=0.2",
     "gate.min_metrics.recall_at_1pct_fpr=0.1",
 ]
-COMMITTED = ["models/fraud_model.joblib", "models/manifest.json", "dvc.lock", "params.yaml"]
+COMMITTED = ["models", "dvc.lock", "params.yaml"]
 
 
 def compose(repo: Path, overrides: list[str]) -> None:
@@ -33,7 +33,10 @@ def compose(repo: Path, overrides: list[str]) -> None:
 
 
 def digests(repo: Path, paths: list[str]) -> dict[str, str | None]:
-    return {p: sha256_file(repo / p) if (repo / p).exists() else None for p in paths}
+    """sha256 per path; a directory's files each count (models/ is one set)."""
+    files = [f for p in paths for f in sorted((repo / p).rglob("*")) if f.is_file()]
+    out = {str(f.relative_to(repo)): sha256_file(f) for f in files}
+    return out | {p: sha256_file(repo / p) for p in paths if (repo / p).is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +64,7 @@ def test_repro_builds_every_artifact(trained_repo: Path) -> None:
         *COMMITTED,
     ]:
         assert (repo / rel).exists(), rel
-    artifact, manifest = load_artifact(
-        repo / "models/fraud_model.joblib", repo / "models/manifest.json"
-    )
+    artifact, manifest = load_artifact(repo / "models/manifest.json")
     assert manifest["env"] == "development"
     assert manifest["gate"]["passed"] is True
     assert artifact.feature_names == manifest["features"]
@@ -74,7 +75,10 @@ def test_repro_builds_every_artifact(trained_repo: Path) -> None:
     assert 0.75 <= metrics["roc_auc"] <= 1.0
     summary = json.loads((repo / "data/training_summary.json").read_text())
     assert summary["artifact_sha256"] == manifest["sha256"]
-    profile = json.loads((repo / "models/reference_profile.json").read_text())
+    assert sorted(p.name for p in (repo / "models").iterdir()) == sorted(
+        ["manifest.json", manifest["artifact"], manifest["profile"]]
+    )
+    profile = json.loads(read_profile(repo / "models/manifest.json"))
     assert profile["model"]["sha256"] == manifest["sha256"]
     assert profile["n_rows"] == summary["rows"]["train"]
     assert profile["score"]["n"] == summary["rows"]["valid"]
@@ -90,6 +94,8 @@ def test_stages_write_only_declared_outputs(trained_repo: Path) -> None:
         for stage in dvc["stages"].values()
         for out in stage.get("outs", []) + stage.get("metrics", [])
     }
+    # a directory out declares every file in it (written, or removed: models/ is one set)
+    directories = tuple(f"{out}/" for out in declared if (trained_repo / out).is_dir())
     status = run(
         ["git", "status", "--porcelain", "--untracked-files=all", "--ignored"], trained_repo
     )
@@ -100,7 +106,8 @@ def test_stages_write_only_declared_outputs(trained_repo: Path) -> None:
     stray = {
         path
         for path in changed - declared - bookkeeping
-        if not path.endswith(".gitignore")
+        if not path.startswith(directories)
+        and not path.endswith(".gitignore")
         and not path.startswith(".dvc/")
         and "__pycache__" not in path
     }
@@ -133,11 +140,7 @@ def test_plots_render(trained_repo: Path) -> None:
 
 def test_failing_gate_exits_nonzero_and_keeps_the_model(trained_repo: Path) -> None:
     repo = trained_repo
-    promoted = [
-        "models/fraud_model.joblib",
-        "models/manifest.json",
-        "models/reference_profile.json",
-    ]
+    promoted = ["models"]
     before = digests(repo, promoted)
     compose(
         repo,

@@ -17,22 +17,15 @@ from tests.tiny_model import TinyModel
 @pytest.fixture
 def served(tmp_path: Path, tiny_model: TinyModel) -> Path:
     """A promoted (production) model, its manifest and gate report, in a scratch directory."""
-    sources = {
-        "models/fraud_model.joblib": tiny_model.model,
-        "models/manifest.json": tiny_model.manifest,
-        "reports/gate.json": tiny_model.gate_report,
-    }
-    for rel, source in sources.items():
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(source, tmp_path / rel)
+    shutil.copytree(tiny_model.model_dir, tmp_path / "models")
+    (tmp_path / "reports").mkdir()
+    shutil.copy(tiny_model.gate_report, tmp_path / "reports/gate.json")
     return tmp_path
 
 
 def test_baseline_records_the_served_production_metrics(served: Path) -> None:
     out = served / "baseline.json"
-    assert (
-        baseline.main(["--manifest", str(served / "models/manifest.json"), "--out", str(out)]) == 0
-    )
+    assert baseline.main(["--model-dir", str(served / "models"), "--out", str(out)]) == 0
     manifest = json.loads((served / "models/manifest.json").read_text())
     written = json.loads(out.read_text())
     assert written["metrics"] == manifest["test_metrics"]
@@ -45,7 +38,7 @@ def test_baseline_refuses_a_model_of_another_environment(
     path = served / "models/manifest.json"
     path.write_text(json.dumps(dict(json.loads(path.read_text()), env="staging")))
     out = served / "baseline.json"
-    assert baseline.main(["--manifest", str(path), "--out", str(out)]) == 2
+    assert baseline.main(["--model-dir", str(served / "models"), "--out", str(out)]) == 2
     assert not out.exists()
     assert "env 'staging'" in capsys.readouterr().err
 
@@ -53,8 +46,7 @@ def test_baseline_refuses_a_model_of_another_environment(
 def report_args(root: Path) -> list[str]:
     return [
         "--gate-report", str(root / "reports/gate.json"),
-        "--model", str(root / "models/fraud_model.joblib"),
-        "--manifest", str(root / "models/manifest.json"),
+        "--model-dir", str(root / "models"),
     ]  # fmt: skip
 
 
@@ -74,7 +66,8 @@ def test_report_fails_on_a_failed_gate_or_a_tampered_model(
     gate_path.write_text(json.dumps(dict(json.loads(gate_path.read_text()), passed=False)))
     assert report.main(report_args(served)) == 1
     shutil.copy(tiny_model.gate_report, gate_path)
-    with open(served / "models/fraud_model.joblib", "ab") as fh:
+    (artifact,) = (served / "models").glob("fraud_model-*.zip")
+    with open(artifact, "ab") as fh:
         fh.write(b"\0")
     assert report.main(report_args(served)) == 1
 

@@ -13,7 +13,7 @@ from tests.tiny_model import TinyModel
 def serve_tiny_model(
     tiny_model: TinyModel, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TinyModel]:
-    """MODEL_PATH and FEATURES_PATH point at the tiny model for the whole module, so
+    """MODEL_DIR and FEATURES_PATH point at the tiny model for the whole module, so
     ``create_app()`` and a real gunicorn (which inherits the environment) serve it, with an
     embedded feature store of the module's own (never the checkout's data/online/)."""
     store = tmp_path_factory.mktemp("store") / "features.db"

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
 import pytest
 from flask import Flask
@@ -635,35 +637,48 @@ def test_scorer_non_xgboost_gives_no_reasons(scorer: Scorer) -> None:
 
 
 def copy_model(tiny_model: TinyModel, tmp_path: Path) -> tuple[Path, Path]:
-    model = tmp_path / tiny_model.model.name
-    manifest = tmp_path / tiny_model.manifest.name
-    shutil.copy(tiny_model.model, model)
-    shutil.copy(tiny_model.manifest, manifest)
-    return model, manifest
+    """The tiny model's directory copied; its artifact and the copy's directory."""
+    models = tmp_path / "models"
+    shutil.copytree(tiny_model.model_dir, models)
+    return models / tiny_model.model.name, models
 
 
 def test_tampered_artifact_refused(tiny_model: TinyModel, tmp_path: Path) -> None:
-    model, _ = copy_model(tiny_model, tmp_path)
+    model, models = copy_model(tiny_model, tmp_path)
     data = bytearray(model.read_bytes())
     data[len(data) // 2] ^= 0xFF
     model.write_bytes(bytes(data))
     with pytest.raises(ArtifactError, match=str(model)):
-        create_app({"MODEL_PATH": str(model)})
+        create_app({"MODEL_DIR": str(models)})
 
 
 def test_missing_artifact_refused(tiny_model: TinyModel, tmp_path: Path) -> None:
-    model, _ = copy_model(tiny_model, tmp_path)
+    model, models = copy_model(tiny_model, tmp_path)
     model.unlink()
     with pytest.raises(ArtifactError, match="not found"):
-        create_app({"MODEL_PATH": str(model)})
+        create_app({"MODEL_DIR": str(models)})
 
 
-def test_copied_artifact_loads_with_manifest_next_to_it(
-    tiny_model: TinyModel, tmp_path: Path
+def test_the_default_xgboost_artifact_loads_without_unpickling(
+    tiny_model: TinyModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    model, manifest = copy_model(tiny_model, tmp_path)
-    app = create_app({"MODEL_PATH": str(model)})
-    assert app.config["MANIFEST_PATH"] == manifest
+    """Every unpickling entry point fails: the XGBoost artifact is JSON and arrays."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("unpickled")
+
+    for module, name in [(pickle, "loads"), (pickle, "load"), (pickle, "Unpickler")]:
+        monkeypatch.setattr(module, name, refuse)
+    monkeypatch.setattr(joblib, "load", refuse)
+    client = create_app().test_client()
+    assert client.post("/predict", json=VALID).status_code == 200
+
+
+def test_a_copied_model_directory_serves(tiny_model: TinyModel, tmp_path: Path) -> None:
+    _, models = copy_model(tiny_model, tmp_path)
+    app = create_app({"MODEL_DIR": str(models)})
+    assert app.config["MODEL_DIR"] == models
+    assert app.test_client().post("/predict", json=VALID).status_code == 200
 
 
 def test_features_mismatch_refused(tiny_model: TinyModel, tmp_path: Path) -> None:

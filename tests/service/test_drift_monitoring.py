@@ -20,7 +20,7 @@ from app.settings import resolve
 from fraud.config import load_params
 from fraud.data.synthetic.config import DataConfig
 from fraud.data.synthetic.generate import generate_transactions
-from fraud.files import dump_json
+from fraud.files import dump_json, sha256_file
 from fraud.monitoring.config import SCORE, ProfileConfig
 from fraud.monitoring.profile import build_profile
 from tests.conftest import REPO
@@ -55,17 +55,22 @@ def profile_path(
 
 
 def make_app(tmp_path: Path, profile_path: Path, **config: Any) -> Flask:
+    """The monitoring blueprint alone, with a manifest naming ``profile_path``."""
     app = Flask(__name__)
     settings = {
         "PREDICTION_LOG_DIR": str(tmp_path / "log"),
-        "REFERENCE_PROFILE_PATH": str(profile_path),
         "PREDICTION_LOG_FLUSH_SECONDS": 0.0,
         "MONITORING_TOKEN": TOKEN,
     }
     app.config.update(resolve({**settings, **config}))
-    manifest = {"sha256": SHA, "drift": load_params(["drift"], REPO / "params.yaml")["drift"]}
+    manifest = {
+        "sha256": SHA,
+        "drift": load_params(["drift"], REPO / "params.yaml")["drift"],
+        "profile": profile_path.name,
+        "profile_sha256": sha256_file(profile_path) if profile_path.exists() else None,
+    }
     app.extensions["fraud"] = SimpleNamespace(manifest=manifest)
-    init_monitoring(app, manifest)
+    init_monitoring(app, profile_path.parent / "manifest.json", manifest)
     return app
 
 
@@ -160,7 +165,7 @@ def test_a_profile_of_another_model_is_409(tmp_path: Path, profile_path: Path) -
 
 
 def test_a_missing_profile_is_503(tmp_path: Path, profile_path: Path) -> None:
-    app = make_app(tmp_path, profile_path, REFERENCE_PROFILE_PATH=str(tmp_path / "none.json"))
+    app = make_app(tmp_path, tmp_path / "none.json")
     response = get_drift(app)
     assert response.status_code == 503
     assert "reference profile not found" in response.get_json()["message"]

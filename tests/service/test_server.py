@@ -202,17 +202,16 @@ def test_sigterm_drains_queued_connections_while_ready_says_503(tmp_path: Path) 
 
 def test_tampered_artifact_refuses_to_start(tiny_model: TinyModel, tmp_path: Path) -> None:
     models = tmp_path / "models"
-    models.mkdir()
-    for path in (tiny_model.model, tiny_model.manifest):
-        shutil.copy(path, models / path.name)
-    with open(models / "fraud_model.joblib", "r+b") as fh:
+    shutil.copytree(tiny_model.model_dir, models)
+    artifact = models / tiny_model.model.name
+    with open(artifact, "r+b") as fh:
         fh.seek(200)
         byte = fh.read(1)
         fh.seek(200)
         fh.write(bytes([byte[0] ^ 0xFF]))
-    srv = Server(tmp_path, {"MODEL_PATH": str(models / "fraud_model.joblib")})
+    srv = Server(tmp_path, {"MODEL_DIR": str(models)})
     code = srv.proc.wait(timeout=60)
     assert code != 0
     log = srv.log.read_text()
-    assert "fraud_model.joblib" in log
+    assert artifact.name in log
     assert "does not match manifest" in log

@@ -68,7 +68,7 @@ def test_replaying_the_test_split_answers_the_offline_history(
     )
     assert code == 0
     test = splits["test"].sort_values("timestamp", kind="stable").reset_index(drop=True)
-    artifact, _ = load_artifact(tiny_model.model, tiny_model.manifest)
+    artifact, _ = load_artifact(tiny_model.manifest)
     state = artifact.feature_state
     # labels of test transactions would reach risk only after the label delay: none does here,
     # so the live service (which has no test labels) must answer exactly the offline history

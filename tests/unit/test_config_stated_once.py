@@ -89,9 +89,5 @@ def test_environments_are_the_env_overlays() -> None:
 
 def test_the_services_path_defaults_are_conf_paths() -> None:
     paths = section("paths/default.yaml", None)
-    assert Path(SETTINGS["MODEL_PATH"][0]) == Path(paths["model"]["artifact"])
+    assert Path(SETTINGS["MODEL_DIR"][0]) == Path(paths["model_dir"])
     assert Path(SETTINGS["FEATURES_PATH"][0]) == Path(paths["selected_features"])
-    # the manifest and reference profile the service finds beside the model
-    model = Path(paths["model"]["artifact"]).parent
-    assert Path(paths["model"]["manifest"]) == model / "manifest.json"
-    assert Path(paths["model"]["profile"]) == model / "reference_profile.json"

@@ -17,7 +17,7 @@ from tests.tiny_model import TinyModel
 
 @pytest.fixture(scope="module")
 def scorer(tiny_model: TinyModel) -> Scorer:
-    artifact, manifest = load_artifact(tiny_model.model, tiny_model.manifest)
+    artifact, manifest = load_artifact(tiny_model.manifest)
     return Scorer(artifact, manifest, RiskBands(0.3, 0.7), 3)
 
 

@@ -348,7 +348,7 @@ def test_a_trained_models_trees_equal_xgboost(tiny_model: TinyModel) -> None:
     from fraud.features.transform import transform
     from fraud.runtime.artifact import load_artifact
 
-    artifact, _ = load_artifact(tiny_model.model, tiny_model.manifest)
+    artifact, _ = load_artifact(tiny_model.manifest)
     booster = artifact.model.booster()
     compiled = artifact.model.trees
     np.testing.assert_array_equal(compile_booster(booster).threshold, compiled.threshold)
