@@ -57,7 +57,7 @@ def test_repro_builds_every_artifact(trained_repo: Path) -> None:
         "data/training_summary.json",
         "reports/metrics.json",
         "reports/plots/roc.json",
-        "reports/plots/confusion.csv",
+        "reports/plots/confusion.json",
         *COMMITTED,
     ]:
         assert (repo / rel).exists(), rel
