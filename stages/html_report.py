@@ -40,26 +40,39 @@ def latest_drift_report(directory: Path) -> Path | None:
     return reports[-1] if reports else None
 
 
+def read_baseline(path: Path) -> dict[str, Any] | None:
+    """The baseline's metrics; None when the file is absent or holds none yet (as the gate)."""
+    if not Path(path).exists():
+        return None
+    baseline = read_json(path, "baseline")
+    if not isinstance(baseline, dict) or not isinstance(baseline.get("metrics", {}), dict):
+        raise ValueError(f"baseline {path} must be an object whose 'metrics' is an object")
+    return baseline.get("metrics") or None
+
+
+def read_drift(path: Path) -> dict[str, Any]:
+    """A drift report written by `make drift`, checked to be one."""
+    report = read_json(path, "drift report", "make drift writes it")
+    if not isinstance(report, dict) or "verdict" not in report or "features" not in report:
+        raise ValueError(f"{path} is not a drift report (no verdict and features)")
+    return report
+
+
 def collect(args: argparse.Namespace) -> ReportData:
-    """Read every input the report shows."""
+    """Read every input the report shows, the pipeline's first (a missing one is named)."""
     paths = load_paths(args.params)
-    serving = parse_checked(
-        load_params(["serving"], args.params)["serving"], ServingConfig, "serving"
-    )
+    serving = load_params(["serving"], args.params)["serving"]
+    serving = parse_checked(serving, ServingConfig, "serving")
+    metrics = read_json(Path(paths.metrics), "test metrics")
+    gate = read_json(Path(paths.gate_report), "gate report")
     plots_dir = Path(paths.plots)
-    plots = {name: read_json(plots_dir / f"{name}.json", f"plot data {name}") for name in PLOTS}
-    histogram = plots_dir / f"{SCORE_HISTOGRAM}.json"
-    plots[SCORE_HISTOGRAM] = read_json(histogram, "plot data score_histogram")
-    baseline = read_json(Path(paths.baseline), "baseline", "make baseline writes it")
-    if not isinstance(baseline, dict):
-        raise ValueError(f"baseline {paths.baseline} must be a JSON object")
+    plots = {
+        name: read_json(plots_dir / f"{name}.json", f"plot data {name}")
+        for name in (*PLOTS, SCORE_HISTOGRAM)
+    }
+    served = read_json(Path(paths.model.manifest), "served manifest")
     drift_dir = Path(paths.drift_reports)
     drift_path = args.drift or latest_drift_report(drift_dir)
-    drift = None
-    if drift_path is not None:
-        drift = read_json(drift_path, "drift report", "make drift writes it")
-        if not isinstance(drift, dict) or "verdict" not in drift or "features" not in drift:
-            raise ValueError(f"{drift_path} is not a drift report (no verdict and features)")
     sources = {
         "test metrics": paths.metrics,
         "gate report": paths.gate_report,
@@ -69,13 +82,13 @@ def collect(args: argparse.Namespace) -> ReportData:
         "drift": str(drift_path) if drift_path else f"{drift_dir}/",
     }
     return ReportData(
-        metrics=read_json(Path(paths.metrics), "test metrics"),
-        gate=read_json(Path(paths.gate_report), "gate report"),
-        baseline=baseline.get("metrics") or None,
+        metrics=metrics,
+        gate=gate,
+        baseline=read_baseline(Path(paths.baseline)),
         plots=plots,
         bands=(serving.risk_medium, serving.risk_high),
-        served=read_json(Path(paths.model.manifest), "served manifest", "run `dvc repro`"),
-        drift=drift,
+        served=served,
+        drift=read_drift(drift_path) if drift_path else None,
         sources=sources,
     )
 
