@@ -9,11 +9,12 @@ bytes (no date in the metadata).
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ParamSpec
 
 import matplotlib as mpl
 from matplotlib.figure import Figure
@@ -30,6 +31,19 @@ _RC = {
     "axes.spines.top": False,
     "axes.spines.right": False,
 }
+P = ParamSpec("P")
+
+
+def _styled(draw: Callable[P, str]) -> Callable[P, str]:
+    """Run a figure function under the report's style (rcParams apply when artists are made,
+    so the whole drawing, not only the saving, happens inside the context)."""
+
+    @functools.wraps(draw)
+    def styled(*args: P.args, **kwargs: P.kwargs) -> str:
+        with mpl.rc_context(_RC):
+            return draw(*args, **kwargs)
+
+    return styled
 
 
 def to_svg(fig: Figure, name: str, label: str) -> str:
@@ -44,8 +58,7 @@ def to_svg(fig: Figure, name: str, label: str) -> str:
 
 
 def _figure(width: float = 6.0, height: float = 4.0) -> Figure:
-    with mpl.rc_context(_RC):
-        return Figure(figsize=(width, height), layout="constrained")
+    return Figure(figsize=(width, height), layout="constrained")
 
 
 def _bands(ax: Any, bands: Sequence[float], threshold: float, vertical: bool = True) -> None:
@@ -58,6 +71,7 @@ def _bands(ax: Any, bands: Sequence[float], threshold: float, vertical: bool = T
     line(threshold, **THRESHOLD_STYLE, label=f"threshold {threshold:.4g}")
 
 
+@_styled
 def roc_figure(roc: Sequence[Mapping[str, float]], point: tuple[float, float]) -> str:
     """ROC curve on a log FPR axis (alerts are costly, so the low-FPR end matters), with the
     operating point (FPR, TPR) at the threshold and the 1 % FPR line."""
@@ -81,6 +95,7 @@ def roc_figure(roc: Sequence[Mapping[str, float]], point: tuple[float, float]) -
     return to_svg(fig, "roc", "ROC curve")
 
 
+@_styled
 def pr_figure(
     pr: Sequence[Mapping[str, float]], point: tuple[float, float], fraud_rate: float
 ) -> str:
@@ -110,6 +125,7 @@ def _log_lower(rows: Sequence[Mapping[str, float]]) -> float:
     return first / ratio
 
 
+@_styled
 def score_distribution_figure(
     histogram: Sequence[Mapping[str, float]], threshold: float, bands: Sequence[float]
 ) -> str:
@@ -139,6 +155,7 @@ def _wilson(positives: int, count: int, z: float = 1.96) -> tuple[float, float]:
     return max(centre - half, 0.0), min(centre + half, 1.0)
 
 
+@_styled
 def calibration_figure(
     rows: Sequence[Mapping[str, float]], threshold: float, bands: Sequence[float]
 ) -> str:
@@ -169,6 +186,7 @@ def calibration_figure(
     return to_svg(fig, "calibration", "Calibration")
 
 
+@_styled
 def card_precision_figure(per_day: Sequence[Mapping[str, Any]], k: int, mean: float) -> str:
     """Card Precision@k of each test day, and its mean."""
     fig = _figure(7.0, 3.6)
@@ -184,6 +202,7 @@ def card_precision_figure(per_day: Sequence[Mapping[str, Any]], k: int, mean: fl
     return to_svg(fig, "card-precision", f"Card Precision@{k} per day")
 
 
+@_styled
 def importance_figure(rows: Sequence[Mapping[str, Any]], top: int = 25) -> str:
     """The ``top`` most important features, most important on top."""
     shown = list(rows[:top])[::-1]
@@ -209,6 +228,7 @@ def _drift_bins(bins: Sequence[Mapping[str, Any]]) -> list[tuple[str, float, flo
     return [(_NUMBER.sub(lambda m: f"{float(m.group()):.3g}", r[0]), r[1], r[2]) for r in rows]
 
 
+@_styled
 def drift_figure(name: str, result: Mapping[str, Any]) -> str:
     """Reference against current share per bin of one feature, titled with PSI and verdict."""
     bins = _drift_bins(result.get("bins", []))
