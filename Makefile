@@ -11,7 +11,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 ENV ?= $(shell sed -n 's/^  env: *//p' params.yaml 2>/dev/null | head -n1)
 ARGS ?=
 
-.PHONY: help venv params repro retrain serve materialize drift system-deps test test-fast lint format bench-pipeline bench-models bench-serve baseline clean
+.PHONY: help venv params repro retrain report serve materialize drift system-deps test test-fast lint format bench-pipeline bench-models bench-serve baseline clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,10 +34,14 @@ retrain: params ## Compose for ENV, run the pipeline and the quality gate: make 
 	$(BIN)/dvc repro
 	@$(BIN)/python -m stages.report
 
+REPORT_ARGS ?=
+report: venv ## Self-contained HTML of the last run (gate, metrics, curves, calibration, latest drift) -> reports/index.html
+	$(BIN)/python -m stages.html_report $(REPORT_ARGS)
+
 serve: venv ## Serve models/ with gunicorn on PORT (default 8000); honours MODEL_DIR, FEATURES_PATH
 	$(BIN)/gunicorn -c app/gunicorn.conf.py "app:create_app()"
 
-system-deps: ## Install the Debian packages the tests run for real (redis-server), if missing
+system-deps: ## Install the Debian packages the tests run for real (redis-server, chromium), if missing
 	scripts/system_packages.sh
 
 materialize: venv ## Fill the online feature store (FEATURE_STORE_URL) from data/processed/ for models/

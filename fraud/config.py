@@ -157,6 +157,7 @@ class PathsConfig:
     gate_report: str
     plots: str
     drift_reports: str
+    report: str
     model_dir: str
 
 

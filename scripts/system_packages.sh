@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Debian packages the tests start for real (redis-server for the Redis online store), installed
-# only when missing: `make test` and .ci/run call this; a machine that has them changes nothing.
+# Debian packages the tests start for real (redis-server for the Redis online store, chromium
+# to look at the HTML report offline), installed only when missing: `make test` and .ci/run call
+# this; a machine that has them changes nothing.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# Any Chromium build will do (tests/browser.py takes the first found): GitHub's Ubuntu runners
+# ship google-chrome, where Ubuntu's own chromium package is only a snap wrapper.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 &&
+    ! command -v google-chrome >/dev/null 2>&1; then
+    missing+=(chromium)
+fi
 if [ "${#missing[@]}" -eq 0 ]; then
     exit 0
 fi

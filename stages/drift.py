@@ -7,7 +7,8 @@
 
 Writes a JSON and a Markdown report and exits 0 (no drift, or too little data for a verdict),
 1 (drift) or 2 (an error, e.g. a missing column, named in the message). Not a DVC stage: it
-reads the committed models/reference_profile.json and the `drift` section of params.yaml.
+reads the reference profile the committed models/manifest.json names and the `drift` section
+of params.yaml.
 """
 
 from __future__ import annotations

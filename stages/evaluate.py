@@ -3,28 +3,22 @@
 Ranking metrics on the test features, Card Precision@k per test day (cards and days from the
 test split's raw rows, in the same order), the behavioural checks (fraud/model/behaviour.py)
 and, where the data names each fraud's pattern (the generator does), the recall at the
-threshold per pattern. It measures and writes; the gate
+threshold per pattern. The plot data (fraud/model/plots.py) is aggregated: curves of at most
+200 points, a 2x2 confusion matrix, calibration on bins fixed around the threshold and the
+risk bands (``serving``), the score distribution by class. It measures and writes; the gate
 and promotion are the promote stage's (stages/promote.py).
 """
 
 from __future__ import annotations
 
-import pandas as pd
-
 from fraud.config import load_params, parse_checked
 from fraud.data import schema
-from fraud.files import atomic_write_bytes
 from fraud.model.behaviour import run_checks
-from fraud.model.metrics import (
-    LABELS,
-    EvaluateConfig,
-    card_precision_at_k,
-    evaluate,
-    plot_data,
-    recall_by_group,
-)
+from fraud.model.metrics import EvaluateConfig, card_precision_at_k, evaluate, recall_by_group
+from fraud.model.plots import calibration_edges, log_edges, plot_data, score_histogram
 from fraud.model.train import TrainConfig, feature_importance
 from fraud.runtime.artifact import load_artifact
+from fraud.runtime.scoring import ServingConfig
 from stages.common import parser, read_parquet, run, write_json
 
 
@@ -40,9 +34,10 @@ def main(argv: list[str] | None = None) -> int:
             "plots": "directory for DVC plot data",
         },
     ).parse_args(argv)
-    params = load_params(["train", "evaluate"], args.params)
+    params = load_params(["train", "evaluate", "serving"], args.params)
     train_cfg = parse_checked(params["train"], TrainConfig, "train")
     eval_cfg = parse_checked(params["evaluate"], EvaluateConfig, "evaluate")
+    serving = parse_checked(params["serving"], ServingConfig, "serving")
     artifact, _ = load_artifact(args.manifest)
     test, raw = read_parquet(args.test), read_parquet(args.test_raw)
     y = test[schema.LABEL].to_numpy(dtype="int64")
@@ -65,14 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     write_json(per_day, args.plots / "card_precision.json")
 
     importance = feature_importance(artifact.model, artifact.feature_names)
-    plots = plot_data(y, scores, artifact.threshold, importance)
-    for name in ("roc", "pr", "calibration", "feature_importance"):
+    bands = (serving.risk_medium, serving.risk_high)
+    edges = calibration_edges(artifact.threshold, bands, eval_cfg.calibration)
+    plots = plot_data(y, scores, artifact.threshold, importance, edges)
+    for name in ("roc", "pr", "calibration", "feature_importance", "confusion"):
         write_json(plots[name], args.plots / f"{name}.json")
-    predicted = (scores >= artifact.threshold).astype(int)
-    confusion = pd.DataFrame(
-        {"actual": pd.Series(y).map(LABELS), "predicted": pd.Series(predicted).map(LABELS)}
-    )
-    atomic_write_bytes(args.plots / "confusion.csv", confusion.to_csv(index=False).encode())
+    bins = log_edges(eval_cfg.score_bins.min_edge, eval_cfg.score_bins.per_decade)
+    write_json(score_histogram(y, scores, bins), args.plots / "score_histogram.json")
     print(
         f"evaluate: test pr_auc {metrics['pr_auc']:.4f} roc_auc {metrics['roc_auc']:.4f} "
         f"recall@1%fpr {metrics['recall_at_1pct_fpr']:.4f} card_precision@{k} "

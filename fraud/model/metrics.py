@@ -1,4 +1,4 @@
-"""Threshold choice, evaluation metrics and DVC plot data.
+"""Threshold choice and evaluation metrics (the plot data is ``plots``).
 
 Everything here is a pure function of labels and scores (plus a typed config), so the train
 and evaluate stages share one definition of "the threshold" and "the metrics".
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,16 +28,50 @@ def is_gateable(name: str) -> bool:
 
 
 @dataclass
+class ScoreBins:
+    """Log-spaced score bins: ``[0, min_edge)``, then ``per_decade`` bins per factor of 10 up
+    to 1 (``fraud.model.plots.log_edges``)."""
+
+    min_edge: float
+    per_decade: int
+
+    def check(self, where: str = "score_bins") -> None:
+        """Raise ValueError naming the field when a value is not allowed."""
+        if not (math.isfinite(self.min_edge) and 0 < self.min_edge < 1):
+            raise ValueError(f"{where}.min_edge must be in (0, 1), got {self.min_edge}")
+        if self.per_decade < 1:
+            raise ValueError(f"{where}.per_decade must be >= 1, got {self.per_decade}")
+
+
+@dataclass
+class CalibrationConfig(ScoreBins):
+    """Reliability-curve bins: the log grid of ``ScoreBins`` plus edges at the threshold, at
+    ``threshold * sqrt(2)**±i`` (``i = 1..threshold_steps``) and at the risk bands."""
+
+    threshold_steps: int
+
+    def check(self, where: str = "calibration") -> None:
+        """Raise ValueError naming the field when a value is not allowed."""
+        super().check(where)
+        if self.threshold_steps < 0:
+            raise ValueError(f"{where}.threshold_steps must be >= 0, got {self.threshold_steps}")
+
+
+@dataclass
 class EvaluateConfig:
     """The ``evaluate`` section (conf/evaluate/): how the test split is measured."""
 
     card_precision_k: int  # cards a fraud team can investigate per day (Card Precision@k)
+    calibration: CalibrationConfig
+    score_bins: ScoreBins  # the score distribution by class (reports/plots/)
     behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
 
     def check(self) -> None:
         """Raise ValueError when k is not a positive number of cards or a check is unusable."""
         if self.card_precision_k < 1:
             raise ValueError(f"card_precision_k must be >= 1, got {self.card_precision_k}")
+        self.calibration.check("evaluate.calibration")
+        self.score_bins.check("evaluate.score_bins")
         self.behaviour.check()
 
 
@@ -131,13 +164,6 @@ def _curve(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     tp = tp_cum[ends]
     fp = ends + 1 - tp
     return s_sorted[ends], tp, fp
-
-
-def _downsample(n: int, max_points: int) -> np.ndarray:
-    """Indices of at most ``max_points`` evenly spread rows, always keeping first and last."""
-    if n <= max_points:
-        return np.arange(n)
-    return np.unique(np.round(np.linspace(0, n - 1, max_points)).astype(np.int64))
 
 
 def _r(x: float) -> float:
@@ -293,89 +319,3 @@ def recall_by_group(
         rows = (names == name) & (y == 1)
         out[name] = _r(float(np.mean(s[rows] >= threshold)))
     return out
-
-
-def plot_data(
-    y_true: np.ndarray,
-    scores: np.ndarray,
-    threshold: float,
-    feature_importance: Mapping[str, float],
-    max_points: int = 200,
-    n_bins: int = 10,
-) -> dict[str, list[dict[str, Any]]]:
-    """JSON-ready rows for DVC plots.
-
-    Keys:
-        ``roc``: {fpr, tpr, threshold} from (0, 0) to (1, 1), thresholds descending.
-        ``pr``: {recall, precision, threshold}, one row per distinct score, recall ascending.
-        ``confusion``: 4 rows {actual, predicted, count} with labels "legit"/"fraud".
-        ``calibration``: up to ``n_bins`` equal-count bins of the sorted scores
-        {bin, mean_predicted, fraction_positive, count}.
-        ``feature_importance``: {feature, importance}, descending (ties by name).
-    ``roc`` and ``pr`` are downsampled to at most ``max_points`` rows, evenly by index and
-    keeping both endpoints. The (0, 0) ROC point's infinite threshold is written as
-    ``max(1.0, max score)``. Every value is a plain, finite Python float/int/str.
-    """
-    if max_points < 2:
-        raise ValueError(f"max_points must be >= 2, got {max_points}")
-    if n_bins < 1:
-        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
-    y, s = _check_inputs(y_true, scores)
-    threshold = _check_threshold(threshold)
-    positives = int(y.sum())
-    negatives = len(y) - positives
-
-    thresholds, tp, fp = _curve(y, s)
-    top = max(1.0, float(thresholds[0]))
-    roc_thr = np.r_[top, thresholds]
-    tpr = np.r_[0, tp] / positives
-    fpr = np.r_[0, fp] / negatives
-    roc = [
-        {"fpr": _r(fpr[i]), "tpr": _r(tpr[i]), "threshold": _r(roc_thr[i])}
-        for i in _downsample(len(roc_thr), max_points)
-    ]
-    precision = tp / (tp + fp)
-    recall = tp / positives
-    pr = [
-        {"recall": _r(recall[i]), "precision": _r(precision[i]), "threshold": _r(thresholds[i])}
-        for i in _downsample(len(thresholds), max_points)
-    ]
-
-    predicted = s >= threshold
-    confusion = [
-        {
-            "actual": LABELS[actual],
-            "predicted": LABELS[int(pred)],
-            "count": int(np.sum((y == actual) & (predicted == pred))),
-        }
-        for actual in (0, 1)
-        for pred in (False, True)
-    ]
-
-    order = np.argsort(s, kind="stable")
-    calibration = []
-    for b, idx in enumerate(i for i in np.array_split(order, n_bins) if len(i)):
-        calibration.append(
-            {
-                "bin": b,
-                "mean_predicted": _r(s[idx].mean()),
-                "fraction_positive": _r(y[idx].mean()),
-                "count": len(idx),
-            }
-        )
-
-    importance = []
-    for name, value in feature_importance.items():
-        value = float(value)
-        if not math.isfinite(value):
-            raise ValueError(f"feature_importance[{name!r}] must be finite, got {value}")
-        importance.append({"feature": str(name), "importance": _r(value)})
-    importance.sort(key=lambda row: (-row["importance"], row["feature"]))
-
-    return {
-        "roc": roc,
-        "pr": pr,
-        "confusion": confusion,
-        "calibration": calibration,
-        "feature_importance": importance,
-    }

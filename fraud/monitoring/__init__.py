@@ -2,7 +2,8 @@
 
 Owns: the ``drift`` and ``drift_profile`` configs (``config``), the profile fitted at training
 time (``profile``), the statistics (``stats``), the report and the prediction-log parsing
-(``drift``), its Markdown (``markdown``), and the synthetic drift scenarios (``scenarios``).
+(``drift``), its Markdown (``markdown``), the synthetic drift scenarios (``scenarios``), and
+the HTML report of a pipeline run (``report``, drawn by ``figures``).
 May import: ``fraud.data``, numpy; scipy only when a report is computed; ``scenarios`` also
-the generator and pandas (it is never imported by serving).
+the generator and pandas; ``figures`` matplotlib (none of the three is imported by serving).
 """

@@ -20,7 +20,7 @@ READS = {
     "process": ["split"],
     "featurize": ["features"],
     "train": ["base", "model", "train", "drift_profile"],
-    "evaluate": ["train", "evaluate"],
+    "evaluate": ["train", "evaluate", "serving"],
     "promote": ["gate", "serving", "drift"],
 }
 

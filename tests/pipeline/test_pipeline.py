@@ -60,7 +60,7 @@ def test_repro_builds_every_artifact(trained_repo: Path) -> None:
         "data/training_summary.json",
         "reports/metrics.json",
         "reports/plots/roc.json",
-        "reports/plots/confusion.csv",
+        "reports/plots/confusion.json",
         *COMMITTED,
     ]:
         assert (repo / rel).exists(), rel
@@ -122,7 +122,7 @@ def test_second_repro_is_a_no_op(trained_repo: Path) -> None:
     assert run(["dvc", "status"], trained_repo).stdout.strip().endswith("up to date.")
 
 
-def test_plots_render(trained_repo: Path) -> None:
+def test_plots_render(trained_repo: Path, tmp_path: Path) -> None:
     proc = run(["dvc", "plots", "show", "--json"], trained_repo)
     plots = json.loads(proc.stdout)["data"]
     assert set(plots) == {
@@ -136,6 +136,28 @@ def test_plots_render(trained_repo: Path) -> None:
     for rendered in plots.values():
         assert rendered[0]["type"] == "vega"
         assert rendered[0]["content"]["data"]["values"], "a plot without data points"
+    # the confusion matrix is 4 aggregated cells, summed by .dvc/plots/confusion_counts.json
+    confusion = plots["Confusion matrix"][0]["content"]
+    metrics = json.loads((trained_repo / "reports/metrics.json").read_text())
+    cells = {(r["actual"], r["predicted"]): r["count"] for r in confusion["data"]["values"]}
+    assert cells == {
+        ("legit", "legit"): metrics["tn"],
+        ("legit", "fraud"): metrics["fp"],
+        ("fraud", "legit"): metrics["fn"],
+        ("fraud", "fraud"): metrics["tp"],
+    }
+    assert confusion["spec"]["transform"][0]["aggregate"][0] == {
+        "op": "sum",
+        "field": "count",
+        "as": "rows",
+    }
+    # the days of Card Precision@k are ordinal (a linear template would draw nothing)
+    per_day = plots["Card Precision@k per test day"][0]["content"]
+    assert per_day["encoding"]["x"] == {"field": "day", "type": "ordinal", "title": "day"}
+    run(["dvc", "plots", "show", "-o", str(tmp_path / "dvc_plots")], trained_repo)
+    assert (tmp_path / "dvc_plots/index.html").stat().st_size < 200_000  # was 9.5 MB
+    ignored = run(["git", "check-ignore", "dvc_plots/index.html"], trained_repo, check=False)
+    assert ignored.returncode == 0, "dvc_plots/ is not git-ignored"
 
 
 def test_failing_gate_exits_nonzero_and_keeps_the_model(trained_repo: Path) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
-from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -17,7 +15,6 @@ from fraud.model.metrics import (
     card_precision_at_k,
     choose_threshold,
     evaluate,
-    plot_data,
     recall_by_group,
 )
 
@@ -146,8 +143,6 @@ def test_bad_inputs_raise_naming_the_problem(y: list, s: list, message: str) -> 
         choose_threshold(np.array(y), np.array(s), cfg)
     with pytest.raises(ValueError, match=message):
         evaluate(np.array(y), np.array(s), 0.5, cfg)
-    with pytest.raises(ValueError, match=message):
-        plot_data(np.array(y), np.array(s), 0.5, {})
 
 
 @pytest.mark.parametrize(
@@ -265,116 +260,6 @@ def test_evaluate_recall_at_1pct_fpr_exact_boundary_is_included() -> None:
 def test_evaluate_rejects_non_finite_threshold(threshold: float) -> None:
     with pytest.raises(ValueError, match="threshold"):
         evaluate(Y4, S4, threshold, ThresholdConfig())
-
-
-# --------------------------------------------------------------------------- plot_data
-
-
-def _all_plain_finite(rows: list[dict]) -> bool:
-    for row in rows:
-        for value in row.values():
-            if type(value) not in (float, int, str):
-                return False
-            if isinstance(value, float) and not math.isfinite(value):
-                return False
-    return True
-
-
-def test_plot_data_small_example_exact() -> None:
-    plots = plot_data(Y4, S4, 0.35, {"amount": 0.2, "velocity": 0.5, "age": 0.2})
-    assert set(plots) == {"roc", "pr", "confusion", "calibration", "feature_importance"}
-    assert plots["roc"] == [
-        {"fpr": 0.0, "tpr": 0.0, "threshold": 1.0},
-        {"fpr": 0.0, "tpr": 0.5, "threshold": 0.8},
-        {"fpr": 0.5, "tpr": 0.5, "threshold": 0.4},
-        {"fpr": 0.5, "tpr": 1.0, "threshold": 0.35},
-        {"fpr": 1.0, "tpr": 1.0, "threshold": 0.1},
-    ]
-    assert plots["pr"] == [
-        {"recall": 0.5, "precision": 1.0, "threshold": 0.8},
-        {"recall": 0.5, "precision": 0.5, "threshold": 0.4},
-        {"recall": 1.0, "precision": 0.666667, "threshold": 0.35},
-        {"recall": 1.0, "precision": 0.5, "threshold": 0.1},
-    ]
-    assert plots["confusion"] == [
-        {"actual": "legit", "predicted": "legit", "count": 1},
-        {"actual": "legit", "predicted": "fraud", "count": 1},
-        {"actual": "fraud", "predicted": "legit", "count": 0},
-        {"actual": "fraud", "predicted": "fraud", "count": 2},
-    ]
-    assert plots["feature_importance"] == [
-        {"feature": "velocity", "importance": 0.5},
-        {"feature": "age", "importance": 0.2},
-        {"feature": "amount", "importance": 0.2},
-    ]
-    # 4 rows into 10 bins: 4 non-empty bins of one row each, in score order
-    assert plots["calibration"] == [
-        {"bin": 0, "mean_predicted": 0.1, "fraction_positive": 0.0, "count": 1},
-        {"bin": 1, "mean_predicted": 0.35, "fraction_positive": 1.0, "count": 1},
-        {"bin": 2, "mean_predicted": 0.4, "fraction_positive": 0.0, "count": 1},
-        {"bin": 3, "mean_predicted": 0.8, "fraction_positive": 1.0, "count": 1},
-    ]
-    json.dumps(plots, allow_nan=False)
-
-
-def test_plot_data_downsamples_keeping_endpoints() -> None:
-    rng = np.random.default_rng(7)
-    n = 5000
-    y = (rng.random(n) < 0.1).astype(int)
-    s = np.clip(rng.normal(0.3 + 0.4 * y, 0.2), 0, 1)
-    plots = plot_data(y, s, 0.5, {"f": 1.0}, max_points=50)
-    roc, pr = plots["roc"], plots["pr"]
-    assert len(roc) == 50
-    assert len(pr) == 50
-    assert (roc[0]["fpr"], roc[0]["tpr"]) == (0.0, 0.0)
-    assert (roc[-1]["fpr"], roc[-1]["tpr"]) == (1.0, 1.0)
-    assert pr[0]["threshold"] == round(float(s.max()), 6)
-    assert pr[-1]["threshold"] == round(float(s.min()), 6)
-    assert pr[-1]["recall"] == 1.0
-    assert pr[-1]["precision"] == round(y.mean(), 6)
-    # monotone along the curve; identical on a second call (deterministic)
-    assert all(a["fpr"] <= b["fpr"] and a["tpr"] <= b["tpr"] for a, b in pairwise(roc))
-    assert all(a["threshold"] >= b["threshold"] for a, b in pairwise(roc))
-    assert all(a["recall"] <= b["recall"] for a, b in pairwise(pr))
-    assert plot_data(y, s, 0.5, {"f": 1.0}, max_points=50) == plots
-    # calibration: 10 equal-count bins covering every row; confusion covers every row
-    calibration = plots["calibration"]
-    assert [row["bin"] for row in calibration] == list(range(10))
-    assert [row["count"] for row in calibration] == [500] * 10
-    assert sum(row["count"] for row in plots["confusion"]) == n
-    means = [row["mean_predicted"] for row in calibration]
-    assert means == sorted(means)
-    for rows in plots.values():
-        assert _all_plain_finite(rows)
-
-
-def test_plot_data_no_downsampling_when_small_enough() -> None:
-    plots = plot_data(Y6, S6, 0.5, {}, max_points=7)
-    assert len(plots["roc"]) == 7  # 6 distinct scores + the (0, 0) start
-    assert len(plots["pr"]) == 6
-    assert len(plot_data(Y6, S6, 0.5, {}, max_points=2)["roc"]) == 2
-    assert plots["feature_importance"] == []
-
-
-def test_plot_data_scores_above_one_keep_start_threshold_above_all() -> None:
-    s = np.array([0.5, 2.5, 1.5, 3.0])
-    roc = plot_data(Y4, s, 2.0, {})["roc"]
-    assert roc[0] == {"fpr": 0.0, "tpr": 0.0, "threshold": 3.0}
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "name"),
-    [
-        ({"max_points": 1}, "max_points"),
-        ({"n_bins": 0}, "n_bins"),
-        ({"threshold": float("nan")}, "threshold"),
-        ({"feature_importance": {"amount": float("nan")}}, "amount"),
-    ],
-)
-def test_plot_data_bad_arguments_raise_naming_them(kwargs: dict, name: str) -> None:
-    args = {"threshold": 0.5, "feature_importance": {"f": 1.0}} | kwargs
-    with pytest.raises(ValueError, match=name):
-        plot_data(Y4, S4, **args)
 
 
 # --------------------------------------------------------------------------- gate
