@@ -58,8 +58,10 @@ if [ "$engine" = docker ]; then
 fi
 [ "$engine" = buildah ] || { echo "error: IMAGE_ENGINE=$engine: use buildah or docker" >&2; exit 2; }
 
-mapfile -t bases < <("$python" scripts/image_build.py bases "$dockerfile")
-[ "${#bases[@]}" -gt 0 ] || exit 1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$python" scripts/image_build.py bases "$dockerfile" >"$work/bases"
+mapfile -t bases <"$work/bases"
 for base in "${bases[@]}"; do
     if "${sudo[@]}" buildah inspect --type image "$base" >/dev/null 2>&1; then
         made=$("${sudo[@]}" buildah inspect --type image \
@@ -69,25 +71,26 @@ for base in "${bases[@]}"; do
         else
             echo "base $base: from local storage"
         fi
-    elif "${sudo[@]}" buildah pull --quiet "$base" >/dev/null 2>"${TMPDIR:-/tmp}/pull.$$"; then
+    elif "${sudo[@]}" buildah pull --quiet "$base" >/dev/null 2>"$work/pull"; then
         echo "base $base: pulled"
     else
-        echo "base $base: cannot be pulled ($(tail -n1 "${TMPDIR:-/tmp}/pull.$$")); making a stand-in"
+        echo "base $base: cannot be pulled ($(tail -n1 "$work/pull")); making a stand-in"
         "${sudo[@]}" scripts/base_image_standin.sh "$base"
     fi
-    rm -f "${TMPDIR:-/tmp}/pull.$$"
 done
 
-home=$(mktemp -d)
-trap 'rm -rf "$home"' EXIT
-mapfile -t mounts < <("$python" scripts/image_build.py pip-home "$home")
-[ "${#mounts[@]}" -gt 0 ] || exit 1
+# pip's settings for RUN steps, in a HOME of their own (scripts/image_build.py)
+home=$work/home
+mkdir "$home"
+"$python" scripts/image_build.py pip-home "$home" >"$work/mounts"
+mapfile -t mounts <"$work/mounts"
 volumes=()
 for mount in "${mounts[@]}"; do
     volumes+=(--volume "$mount")
 done
-# --format docker keeps HEALTHCHECK (the OCI format has no field for it)
-"${sudo[@]}" buildah bud --isolation chroot --layers --format docker "${cache[@]}" \
+# --format docker keeps HEALTHCHECK (the OCI format has no field for it); --force-rm: no
+# working container is left behind by a failed step
+"${sudo[@]}" buildah bud --isolation chroot --layers --force-rm --format docker "${cache[@]}" \
     "${volumes[@]}" -f "$dockerfile" -t "$tag" "$context"
 size=$("${sudo[@]}" buildah images --format '{{.Size}}' "$tag" | head -n1)
 echo "built $tag with buildah in $(($(date +%s) - start)) s: $size"

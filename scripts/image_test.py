@@ -30,9 +30,17 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from image_root import Spec, environment, resolve_user, run_beside, start
+from image_root import Identity, Spec, environment, resolve_user, run_beside, start
 
-__all__ = ["Checks", "check_contents", "image_config", "main"]
+__all__ = [
+    "Checks",
+    "Identity",
+    "check_contents",
+    "environment",
+    "image_config",
+    "main",
+    "resolve_user",
+]
 
 FORBIDDEN_MODULES = ("xgboost", "pandas", "sklearn", "dvc", "hydra")
 #: relative to WORKDIR: what the image must not carry (.dockerignore keeps them out)
@@ -98,7 +106,7 @@ def check_contents(checks: Checks, root: Path, workdir: str) -> None:
     app = root / workdir.lstrip("/")
     there = [rel for rel in FORBIDDEN_PATHS if (app / rel).exists()]
     checks.record(not there, f"no {', '.join(FORBIDDEN_PATHS)} in {workdir}", ", ".join(there))
-    found = [str(p.relative_to(app)) for p in app.rglob("*") if p.name in (".git", "tests")]
+    found = sorted(str(p.relative_to(app)) for p in app.rglob("*") if p.name in (".git", "tests"))
     checks.record(not found, f"no .git or tests folder anywhere under {workdir}", ", ".join(found))
     leaked = [f"/{rel}" for rel in PIP_CONFIG if (root / rel).exists()]
     checks.record(not leaked, "no pip configuration from the build", ", ".join(leaked))
