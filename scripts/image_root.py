@@ -14,14 +14,18 @@ the image's ENV plus HOSTNAME and HOME, searching the image's PATH.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-__all__ = ["Identity", "Spec", "resolve_user", "run_beside", "start"]
+__all__ = ["Identity", "Spec", "end", "resolve_user", "run_beside", "start"]
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
@@ -122,6 +126,7 @@ def enter(spec: Spec) -> None:
     os.setgroups(list(spec.identity.groups))
     os.setgid(spec.identity.gid)
     os.setuid(spec.identity.uid)
+    _die_with_parent()  # setuid cleared it: the command still ends with unshare or nsenter
     os.execvpe(spec.argv[0], list(spec.argv), spec.env)  # noqa: S606 (the image's own CMD)
 
 
@@ -132,8 +137,9 @@ def _command(spec: Spec) -> list[str]:
 def start(spec: Spec, log: Path) -> subprocess.Popen[bytes]:
     """Start ``spec`` as PID 1 of new namespaces; its output goes to ``log``.
 
-    ``unshare --kill-child`` ends the namespaces' processes when unshare ends, and unshare
-    is ended if this process dies first (PR_SET_PDEATHSIG), so nothing outlives the test.
+    unshare ends if this process dies (PR_SET_PDEATHSIG), and the command, PID 1 of the
+    namespaces, if unshare does (set again after setuid, which clears it); when PID 1 ends, the
+    kernel ends every other process of its namespace. ``end`` stops it all on purpose.
     """
     with open(log, "wb") as out:
         return subprocess.Popen(
@@ -153,6 +159,21 @@ def start(spec: Spec, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+def end(unshare: subprocess.Popen[bytes], init: int | None) -> bool:
+    """Kill the namespaces' PID 1 (``init``, the host PID; every process of the namespace goes
+    with it) and unshare; True once none of them is left."""
+    if unshare.poll() is None:  # else init has exited already (unshare waits for it)
+        if init is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(init, signal.SIGKILL)
+        unshare.kill()
+    unshare.wait()
+    deadline = time.monotonic() + 10
+    while init is not None and Path(f"/proc/{init}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return init is None or not Path(f"/proc/{init}").exists()
+
+
 def run_beside(pid: int, spec: Spec, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run ``spec`` in the namespaces of process ``pid`` (``docker exec``)."""
     return subprocess.run(
@@ -165,9 +186,6 @@ def run_beside(pid: int, spec: Spec, timeout: float = 60) -> subprocess.Complete
 
 
 def _die_with_parent() -> None:
-    import ctypes
-    import signal
-
     pr_set_pdeathsig = 1
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 

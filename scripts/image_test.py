@@ -10,7 +10,8 @@ the HEALTHCHECK command passes, ``/ready``, ``/model/info``, a ``/predict`` and 
 kernel (no numpy fallback); the log has no error; SIGTERM stops it cleanly. In the image: no
 xgboost, pandas, scikit-learn, DVC or Hydra importable; no tests, data/raw, .git, training code
 or pip configuration. Every check is printed; the exit status is 1 when any failed, naming which.
-The container, its mount and its processes are removed however the test ends.
+The container, its mount and its processes are removed when the test ends (checked); if it
+is killed with SIGKILL the processes still go, and the next run removes the container.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from image_root import Identity, Spec, environment, resolve_user, run_beside, start
+from image_root import Identity, Spec, end, environment, resolve_user, run_beside, start
 
 __all__ = [
     "Checks",
@@ -323,7 +324,7 @@ def run(image: str) -> int:
         env = environment(config.get("Env") or [], identity, "image-test")
         spec = Spec(str(root), argv, env, workdir, identity)
         log = Path(f"/tmp/{NAME_PREFIX}{os.getpid()}.log")  # noqa: S108 (root-owned, pid-named)
-        unshare = start(spec, log)
+        unshare, pid = start(spec, log), None
         try:
             pid = namespace_init(unshare)
             with network_of(pid):
@@ -340,11 +341,12 @@ def run(image: str) -> int:
                         f"exit {unshare.poll()}",
                     )
         finally:
-            if unshare.poll() is None:
-                unshare.kill()  # --kill-child: the namespaces' processes go with it
-            unshare.wait()
+            gone = end(unshare, pid)
+            if not gone:
+                print(f"image-test: process {pid} of the image outlived the test", file=sys.stderr)
             tail = log.read_text(errors="replace").splitlines()[-40:]
             log.unlink(missing_ok=True)
+        checks.record(gone, "no process of the image is left")
         venv, app = tree_size(root / "opt/venv"), tree_size(root / workdir.lstrip("/"))
         print(
             f"  size: {tree_size(root) / 1e6:.0f} MB in all; /opt/venv {venv / 1e6:.0f} MB, "

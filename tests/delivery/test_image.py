@@ -281,6 +281,7 @@ def test_the_dockerfile_builds_and_passes_image_test(build: Callable) -> None:
         "not importable: xgboost, pandas, sklearn, dvc, hydra",
         "no pip configuration from the build",
         "SIGTERM stops the server cleanly",
+        "no process of the image is left",
     ):
         assert check in proc.stdout
     assert "checks of fraud-api:test-as-is passed" in proc.stdout
