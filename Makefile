@@ -47,7 +47,7 @@ system-deps: ## Install the Debian packages the tests run for real (redis-server
 materialize: venv ## Fill the online feature store (FEATURE_STORE_URL) from data/processed/ for models/
 	$(BIN)/python -m stages.materialize $(ARGS)
 
-test: venv system-deps ## Run the whole test suite
+test: venv system-deps ## Run the whole test suite (not the image tests: make test-image)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 test-fast: venv system-deps ## Run the tests without the slow ones
@@ -101,3 +101,20 @@ TO ?=
 rollback: venv ## Restore, verify and commit the model of a git revision: make rollback TO=HEAD~1
 	@test -n "$(TO)" || { echo "usage: make rollback TO=<git-rev>" >&2; exit 2; }
 	scripts/rollback_model.sh "$(TO)"
+
+# The container image, built and run for real (buildah; no Docker engine needed). Root: the
+# scripts use sudo when run as another user.
+.PHONY: image-deps image image-test test-image
+
+IMAGE ?= fraud-api:latest
+image-deps: ## Install the Debian packages the image targets use (buildah, debootstrap), if missing
+	scripts/system_packages.sh --image
+
+image: image-deps ## Build the Dockerfile into IMAGE (fraud-api:latest); stand-in base images where none can be pulled
+	scripts/build_image.sh -t $(IMAGE)
+
+image-test: image ## Run IMAGE's CMD as its USER in its root filesystem; check serving, the C kernel, what it leaves out
+	$(PYTHON) scripts/image_test.py $(IMAGE)
+
+test-image: venv image ## The tests that build broken variants of the Dockerfile and prove image-test fails on each
+	$(BIN)/python -m pytest --image tests/delivery/test_image.py

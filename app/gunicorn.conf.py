@@ -42,6 +42,10 @@ max_requests_jitter = 5000
 preload_app = False
 accesslog = "-"
 errorlog = "-"
+# No control socket (gunicornc): by default gunicorn makes one in $HOME/.gunicorn/, and the
+# image's user has no home directory, so every start logged "Control server error" (seen by
+# make image-test); nothing here drives gunicorn through it.
+control_socket_disable = True
 
 _OWN_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 if _OWN_METRICS_DIR:

@@ -25,6 +25,30 @@ GIT_ENV = {
 }
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--image",
+        action="store_true",
+        help="run only the tests marked image: they build and run the container image "
+        "(buildah; root or sudo); `make test-image`",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked image run only with --image (and then alone): they need buildah and root,
+    and take minutes, so `make test` leaves them to `make test-image`, a CI job of its own."""
+    wanted = config.getoption("--image")
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        (keep if (item.get_closest_marker("image") is not None) == wanted else dropped).append(
+            item
+        )
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
 def tool_env() -> dict[str, str]:
     """Environment whose PATH finds this interpreter's `python` and `dvc` first."""
     env = dict(os.environ, **GIT_ENV)

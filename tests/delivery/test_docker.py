@@ -4,6 +4,8 @@ hadolint (from requirements-dev) lints the file; the rules the image relies on a
 directly. The image itself is reproduced as far as it can be here: a virtualenv built from
 requirements-serve.txt alone, the files the runtime stage COPYs (filtered by .dockerignore)
 laid out under a WORKDIR, the stage's ENV, and then its exact CMD and HEALTHCHECK commands.
+The image itself is built and run by `make image-test` (scripts/image_test.py) and
+tests/delivery/test_image.py (`make test-image`).
 """
 
 from __future__ import annotations

@@ -37,6 +37,15 @@ COMMAND_TESTS = {
     "make lint-deploy": "test_make_lint_and_lint_deploy_pass",
     "make test": ".ci/run (the whole suite), with coverage: test_tests_job_is_the_readme_command",
     "make check-pipeline": "test_check_pipeline_passes_here_and_names_what_is_stale",
+    "make image": (
+        "tests/delivery/test_image.py (make test-image): "
+        "test_the_dockerfile_builds_and_passes_image_test"
+    ),
+    "make image-test": (
+        "tests/delivery/test_image.py (make test-image): "
+        "test_image_test_fails_when_the_image_runs_as_root and its other variants"
+    ),
+    "make test-image": "test_test_image_runs_the_image_tests_alone",
     'make retrain ENV="$ENVIRONMENT"': "test_retrain_then_commit_end_to_end",
     "make baseline": (
         "tests/pipeline/test_stages.py::test_baseline_records_the_served_production_metrics"
@@ -271,15 +280,58 @@ def test_ci_runs_on_push_and_pull_request_to_the_three_branches() -> None:
     for event in ("push", "pull_request"):
         assert CI["on"][event]["branches"] == ["master", "staging", "develop"]
     assert CI["permissions"] == {"contents": "read"}
-    assert set(CI["jobs"]) == {"security", "quality", "tests", "pipeline"}
+    assert set(CI["jobs"]) == {"security", "quality", "tests", "image", "pipeline"}
     jobs = {job_id: [c for _, s in run_steps({"jobs": {job_id: job}}) for c in commands(s)]
             for job_id, job in CI["jobs"].items()}  # fmt: skip
     assert jobs == {
         "security": ["make venv", "make security"],
         "quality": ["make venv", "make lint", "make lint-deploy"],
         "tests": ["make venv", "make test"],
+        "image": ["make venv", "make image", "make image-test", "make test-image"],
         "pipeline": ["make venv", "make check-pipeline"],
     }
+
+
+def test_test_image_runs_the_image_tests_alone() -> None:
+    """`make test-image` builds the image, then runs only the tests marked image; `make test`
+    runs none of them (they need buildah and root: CI's image job)."""
+    recipe = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-n",
+            "-o",
+            ".venv/.installed",
+            "-o",
+            "image",
+            "test-image",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "pytest --image tests/delivery/test_image.py" in recipe
+    prerequisites = re.search(r"^test-image:([^#]*)##", (REPO / "Makefile").read_text(), re.M)
+    assert prerequisites is not None
+    assert "image" in prerequisites.group(1).split()
+    listed = {
+        flag: subprocess.run(
+            [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+             *flag, "tests/delivery/test_image.py"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        ).stdout
+        for flag in ((), ("--image",))
+    }  # fmt: skip
+    assert "test_image_test_fails_when_the_image_runs_as_root" not in listed[()]
+    assert "test_pip_settings_keep_where_packages_come_from_in_pips_order" in listed[()]
+    assert "test_image_test_fails_when_the_image_runs_as_root" in listed[("--image",)]
+    assert (
+        "test_pip_settings_keep_where_packages_come_from_in_pips_order"
+        not in (listed[("--image",)])
+    )
 
 
 def test_tests_job_is_the_readme_command_with_coverage() -> None:
