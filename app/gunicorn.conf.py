@@ -57,8 +57,6 @@ METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 # After PROMETHEUS_MULTIPROC_DIR is set: prometheus_client picks its value store on import.
 import app.api  # noqa: E402
 import app.predict  # noqa: E402
-import fraud.runtime.scoring  # noqa: E402
-import fraud.runtime.xgboost_model  # noqa: E402, F401  (what unpickling the artifact needs)
 from fraud.runtime import native  # noqa: E402
 
 # Load (or build) the C tree kernel once, before the workers fork; a warning says if numpy
