@@ -263,7 +263,10 @@ def test_scikit_learn_kinds_round_trip(
     )
     loaded, _ = load_artifact(tmp_path / "manifest.json")
     assert type(loaded.model) is type(estimator)
-    np.testing.assert_array_equal(loaded.model.predict_proba(x), estimator.predict_proba(x))
+    # a forest with n_jobs=2 sums its trees in the order threads finish: equal to rounding
+    np.testing.assert_allclose(
+        loaded.model.predict_proba(x), estimator.predict_proba(x), rtol=0, atol=1e-12
+    )
 
 
 def test_the_xgboost_artifact_is_json_and_arrays(artifact: ModelArtifact) -> None:
