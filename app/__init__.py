@@ -74,6 +74,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             with or incompatible (the message names the file), so a worker fails to boot.
     """
     from app.api import bp
+    from app.docs import docs
     from app.errors import register_error_handlers
     from app.history import HistorySource
     from app.keys import parse_api_keys
@@ -120,6 +121,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         store=store,
     )
     app.register_blueprint(bp)
+    app.register_blueprint(docs)
     register_error_handlers(app)
     init_monitoring(app, manifest_path, manifest)
     app.wsgi_app = ScoringEndpoints(app, app.wsgi_app, api_keys)  # type: ignore[method-assign]

@@ -190,6 +190,17 @@ def openapi_document(
                 }
             },
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": ok}}},
+            "/docs": {
+                "get": {
+                    "summary": "Interactive documentation of this document (Swagger UI)",
+                    "responses": {
+                        "200": {
+                            "description": "OK",
+                            "content": {"text/html": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
             "/sample-transaction": {
                 "get": {"summary": "A valid example request", "responses": {"200": ok}}
             },
