@@ -61,7 +61,7 @@ def _flatten(data: Any) -> list[Any]:
     """JSON ``data``, flat (the protocol allows it nested in the tensor's shape)."""
     if not isinstance(data, list):
         return [data]
-    if not any(isinstance(item, list) for item in data):
+    if list not in set(map(type, data)):  # C-level: the common case, already flat
         return data
     flat: list[Any] = []
     for item in data:
@@ -82,15 +82,16 @@ def _from_json(name: str, datatype: str, data: Any, size: int) -> Any:
     if len(flat) != size:
         raise TensorError(f"input '{name}': {len(flat)} values for a shape of {size} elements")
     if datatype == BYTES:
-        if not all(type(v) is str for v in flat):
+        if not set(map(type, flat)) <= {str}:
             raise TensorError(f"input '{name}': BYTES data must be strings")
         return flat
     dtype = NUMERIC[datatype]
-    types = _JSON_TYPES[dtype.kind]
-    if dtype.kind == "f" and None in flat:  # JSON has no NaN: null is a missing value
+    types = set(_JSON_TYPES[dtype.kind])
+    found = set(map(type, flat))
+    if dtype.kind == "f" and type(None) in found:  # JSON has no NaN: null is a missing value
         flat = [math.nan if v is None else v for v in flat]
-        types = (*types, float)
-    if not all(type(v) in types for v in flat):
+        found = (found - {type(None)}) | {float}
+    if not found <= types:
         kind = {"b": "booleans", "f": "numbers"}.get(dtype.kind, "integers")
         raise TensorError(f"input '{name}': {datatype} data must be {kind}")
     try:
