@@ -80,6 +80,7 @@ def start_mlserver(mlserver: Path, tmp: Path) -> tuple[subprocess.Popen, int]:
                 "http_port": port,
                 "grpc_port": free_port(),
                 "metrics_port": free_port(),
+                "metrics_dir": str(tmp / "mlserver-metrics"),  # else .metrics/ in the cwd
             }
         )
     )
