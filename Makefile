@@ -11,7 +11,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 ENV ?= $(shell sed -n 's/^  env: *//p' params.yaml 2>/dev/null | head -n1)
 ARGS ?=
 
-.PHONY: help venv params repro retrain report serve materialize drift system-deps test test-fast lint format bench-pipeline bench-models bench-serve baseline clean
+.PHONY: help venv params repro retrain report serve materialize drift system-deps test test-fast lint format bench-pipeline bench-models bench-serve bench-peer baseline clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -73,6 +73,11 @@ drift: venv ## Compare current data with the training reference (non-zero on dri
 
 bench-serve: venv ## Benchmark the scoring service under load on loopback (JSON in benchmarks/results/)
 	$(BIN)/python -m benchmarks.serve
+
+MLSERVER_VENV := .venv-mlserver
+bench-peer: venv ## Ours beside MLServer 1.7 (mlserver-xgboost, own venv) on the same booster (JSON in benchmarks/results/)
+	test -x $(MLSERVER_VENV)/bin/mlserver || { $(PYTHON) -m venv $(MLSERVER_VENV) && $(MLSERVER_VENV)/bin/pip install --quiet mlserver==1.7.1 mlserver-xgboost==1.7.1 uvloop==0.21.0; }
+	$(BIN)/python -m benchmarks.peer --mlserver $(MLSERVER_VENV)/bin/mlserver
 
 baseline: venv ## Record the served production model's test metrics as the gate's baseline
 	$(BIN)/python -m stages.baseline

@@ -74,6 +74,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             with or incompatible (the message names the file), so a worker fails to boot.
     """
     from app.api import bp
+    from app.docs import docs
     from app.errors import register_error_handlers
     from app.history import HistorySource
     from app.keys import parse_api_keys
@@ -82,6 +83,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from app.predict import ScoringEndpoints
     from app.schemas import transaction_fields
     from app.settings import resolve, with_manifest
+    from app.v2 import v2
     from app.validation import TransactionValidator
     from fraud.features.spec import categorical_inputs
     from fraud.runtime.artifact import MANIFEST, ArtifactError, load_artifact
@@ -120,6 +122,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         store=store,
     )
     app.register_blueprint(bp)
+    app.register_blueprint(docs)
+    app.register_blueprint(v2)
+    app.extensions["api_keys"] = api_keys  # the V2 infer route checks them too
     register_error_handlers(app)
     init_monitoring(app, manifest_path, manifest)
     app.wsgi_app = ScoringEndpoints(app, app.wsgi_app, api_keys)  # type: ignore[method-assign]

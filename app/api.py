@@ -54,25 +54,31 @@ def health() -> Response:
     )
 
 
-@bp.get("/ready")
-def ready() -> tuple[Response, int]:
-    """200 with the model version once the model is loaded and verified (``create_app``
-    raises otherwise, so the worker never boots) and the online store answers; 503 naming the
-    store when it does not; 503 while the worker drains before shutting down."""
-    state = _state()
+def readiness(state: Any) -> tuple[dict[str, Any], int]:
+    """(body, status) of /ready: 200 with the model version once the model is loaded and
+    verified (``create_app`` raises otherwise, so the worker never boots) and the online store
+    answers; 503 naming the store when it does not; 503 while the worker drains before
+    shutting down. /v2/health/ready answers the same."""
     store = state.store
     out: dict[str, Any] = {"ready": True, "version": state.scorer.version, "feature_store": None}
     if DRAINING.is_set():
         out |= {"ready": False, "error": "shutting down: draining connections"}
-        return jsonify(out), 503
+        return out, 503
     if store is not None:
         out["feature_store"] = store.name
         try:
             store.ping()
         except StoreUnavailableError as exc:
             out |= {"ready": False, "error": str(exc)}
-            return jsonify(out), 503
-    return jsonify(out), 200
+            return out, 503
+    return out, 200
+
+
+@bp.get("/ready")
+def ready() -> tuple[Response, int]:
+    """Readiness (``readiness``): the model is verified and the feature store answers."""
+    out, status = readiness(_state())
+    return jsonify(out), status
 
 
 @bp.get("/model/info")

@@ -78,6 +78,79 @@ def _prediction_schema() -> dict[str, Any]:
     }
 
 
+def _v2_paths(ok: dict[str, Any]) -> dict[str, Any]:
+    """The Open Inference Protocol (KServe V2) routes (``app.v2``), errors as ``{"error"}``."""
+    v2_error = {
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {"type": "string"}},
+                }
+            }
+        }
+    }
+
+    def error(description: str) -> dict[str, Any]:
+        return {"description": description, **v2_error}
+
+    name = {
+        "name": "model_name",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "enum": ["fraud-detector"]},
+    }
+    tensors = {
+        "type": "object",
+        "required": ["inputs"],
+        "description": "V2 inference request: raw transaction fields as named [n] tensors "
+        "(BYTES text, FP64/INT64 numbers, BOOL/INT64 flags), or one FP32 'features' tensor "
+        "[n, n_features]; JSON data, or binary with Inference-Header-Content-Length",
+        "properties": {
+            "id": {"type": "string"},
+            "inputs": {"type": "array", "minItems": 1, "items": {"type": "object"}},
+            "outputs": {"type": "array", "items": {"type": "object"}},
+            "parameters": {"type": "object"},
+        },
+    }
+    return {
+        "/v2/health/live": {"get": {"summary": "V2 liveness", "responses": {"200": ok}}},
+        "/v2/health/ready": {
+            "get": {
+                "summary": "V2 readiness (as /ready)",
+                "responses": {"200": ok, "503": error("Not ready (feature store, draining)")},
+            }
+        },
+        "/v2/models/{model_name}": {
+            "get": {
+                "summary": "V2 model metadata: inputs, outputs, version",
+                "parameters": [name],
+                "responses": {"200": ok, "404": error("Unknown model")},
+            }
+        },
+        "/v2/models/{model_name}/infer": {
+            "post": {
+                "summary": "V2 inference: fraud_probability, is_fraud, risk_level per row",
+                "parameters": [name],
+                "security": [{}, {"bearer": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": tensors}},
+                },
+                "responses": {
+                    "200": ok,
+                    "400": error("A bad input; the message names it"),
+                    "401": error("Missing or wrong API key (when API_KEYS is set)"),
+                    "404": error("Unknown model or version"),
+                    "413": error("Body or rows too many"),
+                    "503": error("The feature store cannot be used"),
+                },
+            }
+        },
+    }
+
+
 def openapi_document(
     fields: Mapping[str, FieldSpec], version: str, max_batch: int
 ) -> dict[str, Any]:
@@ -190,9 +263,21 @@ def openapi_document(
                 }
             },
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": ok}}},
+            "/docs": {
+                "get": {
+                    "summary": "Interactive documentation of this document (Swagger UI)",
+                    "responses": {
+                        "200": {
+                            "description": "OK",
+                            "content": {"text/html": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
             "/sample-transaction": {
                 "get": {"summary": "A valid example request", "responses": {"200": ok}}
             },
+            **_v2_paths(ok),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

@@ -6,12 +6,14 @@ Starts the real `gunicorn -c app/gunicorn.conf.py "app:create_app()"` on a free 
 port with the committed production model, then measures (client-side, same 2 cores):
 sequential /predict latency, /health and /predict throughput at 8 concurrent connections,
 /predict/batch transactions/s with 1,000 transactions per request (one connection per worker),
-and RSS per worker - first stateless (the request carries the history, no store), then with
-the online store (``--store``: the embedded SQLite, and Redis on a real redis-server): the
-store is materialized from history + train + valid, and the traffic is the production test
-split in time order, raw, each request a distinct transaction. Throughput uses wrk
-(`apt-get install wrk`) when it is on PATH - a C load generator takes far less of the shared
-cores than Python - else an asyncio client; the result names which. Bounded in count and time;
+the same 1,000 as a V2 infer (``/v2/models/fraud-detector/infer``: the FP32 feature matrix,
+and the raw fields as named tensors, JSON both), and RSS per worker - first stateless (the
+request carries the history, no store), then with the online store (``--store``: the
+embedded SQLite, and Redis on a real redis-server): the store is materialized from history +
+train + valid, and the traffic is the production test split in time order, raw, each
+request a distinct transaction. Throughput uses wrk (`apt-get install wrk`) when it is on
+PATH - a C load generator takes far less of the shared cores than Python - else an asyncio
+client; the result names which. Bounded in count and time;
 writes benchmarks/results/serve.json.
 """
 
@@ -170,6 +172,39 @@ def batch_body(tx: dict, size: int = 1000) -> bytes:
     return json.dumps({"transactions": items}).encode()
 
 
+def v2_bodies(tx: dict, size: int = 1000) -> tuple[bytes, bytes]:
+    """V2 infer bodies of ``batch_body``'s transactions (JSON tensors, JSON outputs): the
+    precomputed FP32 feature matrix (as the service computes it), and the raw fields as
+    named inputs."""
+    import numpy as np
+
+    from app import create_app
+    from fraud.features.transform import transform_records
+
+    items = json.loads(batch_body(tx, size))["transactions"]
+    state = create_app({"FEATURE_STORE_URL": "none"}).extensions["fraud"]
+    records = [state.validate(item)[0] for item in items]
+    x, _ = transform_records(records, state.scorer.artifact.feature_state, None)
+    x = np.asarray(x, dtype=np.float32)
+    features = {"name": "features", "datatype": "FP32", "shape": list(x.shape)}
+    matrix = {"inputs": [{**features, "data": np.where(np.isnan(x), None, x).tolist()}]}
+
+    def datatype(value: object) -> str:
+        if isinstance(value, bool):
+            return "BOOL"
+        if isinstance(value, int):
+            return "INT64"
+        return "FP64" if isinstance(value, float) else "BYTES"
+
+    named = {
+        "inputs": [
+            {"name": k, "datatype": datatype(v), "shape": [size], "data": [i[k] for i in items]}
+            for k, v in items[0].items()
+        ]
+    }
+    return json.dumps(matrix).encode(), json.dumps(named).encode()
+
+
 def worker_rss_mib(master_pid: int) -> list[float]:
     children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
     rss = []
@@ -320,6 +355,10 @@ def main(argv: list[str] | None = None) -> int:
             batch = throughput_of(
                 server, Path(tmp), "POST", "/predict/batch", batch_body(tx), 2, args
             )
+            infer = "/v2/models/fraud-detector/infer"
+            matrix, named = v2_bodies(tx)
+            v2_matrix = throughput_of(server, Path(tmp), "POST", infer, matrix, 2, args)
+            v2_named = throughput_of(server, Path(tmp), "POST", infer, named, 2, args)
             rss = worker_rss_mib(server.proc.pid)
         finally:
             server.stop()
@@ -346,6 +385,12 @@ def main(argv: list[str] | None = None) -> int:
         "predict_over_health_ratio": round(predict["rps"] / health["rps"], 3),
         "batch_1000_2_connections": dict(
             batch, transactions_per_second=round(batch["rps"] * 1000)
+        ),
+        "v2_features_fp32_1000_2_connections": dict(
+            v2_matrix, transactions_per_second=round(v2_matrix["rps"] * 1000)
+        ),
+        "v2_named_fields_1000_2_connections": dict(
+            v2_named, transactions_per_second=round(v2_named["rps"] * 1000)
         ),
         "rss_per_worker_mib": rss,
         "store": {

@@ -382,6 +382,14 @@ def test_the_images_command_serves_the_model_from_serving_requirements_alone(
         status, batch = http(f"{url}/predict/batch", {"transactions": [sample] * 20})
         assert status == 200
         assert batch["n_scored"] == 20
+        # /docs: Swagger UI's files come with the serving requirements (no CDN)
+        with urllib.request.urlopen(f"{url}/docs", timeout=10) as resp:
+            page = resp.read().decode()
+        bundle = re.search(r'src="(/docs/assets/[^"]+/swagger-ui-bundle.js)"', page)
+        assert bundle, page
+        with urllib.request.urlopen(f"{url}{bundle[1]}", timeout=10) as resp:
+            assert resp.status == 200
+            assert len(resp.read()) > 100_000
         # The monitoring endpoint computes its statistics with scipy, in this venv too.
         status, report = http(f"{url}/monitoring/drift", token=token)
         assert status == 200, report
