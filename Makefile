@@ -11,7 +11,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 ENV ?= $(shell sed -n 's/^  env: *//p' params.yaml 2>/dev/null | head -n1)
 ARGS ?=
 
-.PHONY: help venv params repro retrain serve materialize drift system-deps test test-fast lint format bench-pipeline bench-models bench-serve baseline clean
+.PHONY: help venv params repro retrain serve materialize drift score system-deps test test-fast lint format bench-pipeline bench-models bench-serve bench-score baseline clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -67,8 +67,17 @@ DRIFT_ARGS ?= --scenario none
 drift: venv ## Compare current data with the training reference (non-zero on drift): make drift DRIFT_ARGS="--scenario moderate | --current FILE | --url URL"
 	$(BIN)/python -m stages.drift $(DRIFT_ARGS)
 
+INPUT ?=
+OUTPUT ?=
+score: venv ## Score a file offline with models/: make score INPUT=tx.csv OUTPUT=scored.csv (.csv / .parquet)
+	@test -n "$(INPUT)" && test -n "$(OUTPUT)" || { echo 'usage: make score INPUT=<transactions .csv|.parquet> OUTPUT=<scored .csv|.parquet> [ARGS="--model FILE --manifest FILE"]' >&2; exit 2; }
+	$(BIN)/python -m stages.score --input "$(INPUT)" --output "$(OUTPUT)" $(ARGS)
+
 bench-serve: venv ## Benchmark the scoring service under load on loopback (JSON in benchmarks/results/)
 	$(BIN)/python -m benchmarks.serve
+
+bench-score: venv ## Benchmark make score on 1M transactions, CSV and Parquet (JSON in benchmarks/results/)
+	$(BIN)/python -m benchmarks.score
 
 baseline: venv ## Record the served production model's test metrics as the gate's baseline
 	$(BIN)/python -m stages.baseline
