@@ -23,8 +23,16 @@ from typing import TextIO
 
 from fraud.config import PARAMS_FILE, load_params, load_paths, parse_checked
 from fraud.data.synthetic.config import DataConfig
-from fraud.offline.score import Scored, load_scorer, score_table
+from fraud.offline.score import (
+    Scored,
+    check_table,
+    feature_inputs,
+    load_scorer,
+    reads_labels,
+    score_checked,
+)
 from fraud.offline.tables import check_suffix, read_table, write_table
+from fraud.runtime.scoring import Scorer
 from stages.common import run
 
 
@@ -73,16 +81,17 @@ class Progress:
         self.drawn = True
 
 
-def summary(scored: Scored, output: Path, seconds: float, version: str) -> str:
-    """The line printed when a file is scored: counts, the model and the speed."""
+def summary(scored: Scored, output: Path, seconds: float, scorer: Scorer) -> str:
+    """The lines printed when a file is scored: counts, the model, the speed, and what the
+    user may want to know about the input (no labels, categories unseen in training)."""
     risk = ", ".join(f"{level} {n:,}" for level, n in scored.risk_counts.items())
     lines = [
         f"score: {scored.rows:,} transactions in {seconds:.1f} s "
-        f"({scored.rows / max(seconds, 1e-9):,.0f}/s) with model {version}: "
+        f"({scored.rows / max(seconds, 1e-9):,.0f}/s) with model {scorer.version}: "
         f"{scored.flagged:,} flagged as fraud; risk {risk} -> {output}"
     ]
-    if not scored.labelled:
-        lines.append("score: no is_fraud labels: the label-delayed risk features saw none")
+    if reads_labels(scorer.artifact.feature_state) and not scored.labelled:
+        lines.append("score: no is_fraud column: the label-delayed risk features saw no label")
     for name, n in scored.unseen.items():
         lines.append(f"score: {name}: {n:,} row(s) with a value not seen in training (unknown)")
     if scored.replaced:
@@ -113,13 +122,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         progress.step(f"reading {args.input}")
         table = read_table(args.input)
-        progress.step(f"checking and computing the history of {table.num_rows:,} rows")
-        scored = score_table(table, scorer, data.renames(), str(args.input), progress.rows)
+        progress.step(f"checking {table.num_rows:,} rows")
+        state = scorer.artifact.feature_state
+        clean = check_table(table, state, data.renames(), str(args.input))
+        progress.step(f"computing the history of {table.num_rows:,} rows")
+        inputs = feature_inputs(clean, state)
+        scored = score_checked(table, clean, inputs, scorer, progress.rows)
         progress.step(f"writing {args.output}")
         write_table(scored.table, args.output)
     finally:
         progress.close()
-    print(summary(scored, args.output, time.perf_counter() - started, scorer.version))
+    print(summary(scored, args.output, time.perf_counter() - started, scorer))
     return 0
 
 

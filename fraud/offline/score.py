@@ -15,6 +15,9 @@ Rows are scored in chunks on two threads by the service's ``Scorer.score_matrix`
 compiled trees' C kernel releases the GIL): probability, decision at the model's threshold,
 risk level by the service's bands and the top reasons, one column each
 (``output_columns``) appended to the input's own columns.
+
+Three steps, public so a caller can report progress between them: ``check_table``,
+``feature_inputs`` (the history), ``score_checked``.
 """
 
 from __future__ import annotations
@@ -155,21 +158,17 @@ def feature_inputs(clean: pd.DataFrame, state: FeatureState) -> dict[str, Any]:
     return inputs
 
 
-def score_table(
+def score_checked(
     table: pa.Table,
+    clean: pd.DataFrame,
+    inputs: Mapping[str, Any],
     scorer: Scorer,
-    columns: Mapping[str, str],
-    source: str,
     progress: Progress | None = None,
 ) -> Scored:
-    """Score every row of ``table`` (a transactions file as read by ``fraud.offline.tables``).
-
-    Raises:
-        SchemaError: the table does not hold what the model reads (``check_table``).
-    """
+    """Score the rows of ``table`` from their checked columns ``clean`` and feature inputs
+    (``check_table``, ``feature_inputs``), in chunks on ``THREADS`` threads; ``table``'s
+    columns, then ``output_columns``."""
     state = scorer.artifact.feature_state
-    clean = check_table(table, state, columns, source)
-    inputs = feature_inputs(clean, state)
     n, k = len(clean), scorer.top_k
     probability = np.empty(n)
     flagged = np.empty(n, dtype=bool)

@@ -243,6 +243,28 @@ def test_bad_input_names_the_file_and_writes_nothing(
     assert [p.name for p in out.parent.iterdir()] == ["scored.csv"]
 
 
+def test_a_files_own_column_names_are_mapped_by_data_columns(
+    tiny_model: TinyModel, transactions: pd.DataFrame, scored: pd.DataFrame, tmp_path: Path
+) -> None:
+    """``data.columns`` maps a file's names as for the pipeline's input; the output keeps the
+    file's own names."""
+    params = yaml.safe_load(tiny_model.params.read_text())
+    params["data"]["columns"] |= {"user_id": "CARD_NO", "amount": "AMT"}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    export = transactions.rename(columns={"user_id": "CARD_NO", "amount": "AMT"})
+    export.to_parquet(tmp_path / "export.parquet", index=False)
+    args = ["--input", str(tmp_path / "export.parquet"), "--output", str(tmp_path / "out.csv")]
+    args += ["--model", str(tiny_model.model), "--manifest", str(tiny_model.manifest)]
+    assert score.main([*args, "--params", str(tmp_path / "params.yaml")]) == 0
+    result = read(tmp_path / "out.csv")
+    assert list(result.columns[:3]) == ["transaction_id", "CARD_NO", "merchant_id"]
+    np.testing.assert_array_equal(result["fraud_probability"], scored["fraud_probability"])
+    transactions.to_csv(tmp_path / "plain.csv", index=False)  # the canonical names
+    args[1] = str(tmp_path / "plain.csv")
+    with pytest.raises(ValueError, match=r"data\.columns\.user_id: no column 'CARD_NO'"):
+        score.main([*args, "--params", str(tmp_path / "params.yaml")])
+
+
 def test_the_output_suffix_is_checked_before_any_work(
     tiny_model: TinyModel, tmp_path: Path
 ) -> None:
@@ -250,6 +272,8 @@ def test_the_output_suffix_is_checked_before_any_work(
         run_score(tiny_model, tmp_path / "missing.csv", tmp_path / "scored.xlsx")
     with pytest.raises(FileNotFoundError, match="input not found"):
         run_score(tiny_model, tmp_path / "missing.csv", tmp_path / "scored.csv")
+    with pytest.raises(ValueError, match="is the input file"):
+        run_score(tiny_model, tmp_path / "tx.csv", tmp_path / "tx.csv")
 
 
 def test_an_unpromoted_or_tampered_model_is_refused(
