@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from fraud.config import PARAMS_FILE, load_params, load_paths, parse_checked
+from fraud.config import PARAMS_FILE, PathsConfig, load_params, parse_checked, parse_section
 from fraud.data.synthetic.config import DataConfig
 from fraud.offline.score import (
     Scored,
@@ -113,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     check_suffix(args.input, "input")
     if args.input.resolve() == args.output.resolve():
         raise ValueError(f"--output {args.output} is the input file: choose another name")
-    paths = load_paths(args.params)
-    data = parse_checked(load_params(["data"], args.params)["data"], DataConfig, "data")
+    params = load_params(["paths", "data"], args.params)
+    paths = parse_section(params["paths"], PathsConfig, "paths")
+    data = parse_checked(params["data"], DataConfig, "data")
     model = args.model or Path(paths.model.artifact)
     manifest = args.manifest or Path(paths.model.manifest)
     scorer = load_scorer(model, manifest)
