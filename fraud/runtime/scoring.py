@@ -22,6 +22,9 @@ RISK_MEDIUM = "medium"
 RISK_HIGH = "high"
 #: The risk levels in order: ``RiskBands.codes`` indexes this tuple.
 RISK_LEVELS: tuple[str, str, str] = (RISK_LOW, RISK_MEDIUM, RISK_HIGH)
+#: Contributions (rows x features) up to which ``top_reasons`` sorts: below, a sort's fixed
+#: cost is the lower (one request); above, ``argmax`` passes are (a batch, a file).
+_SORT_CELLS = 4096
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class RiskBands:
         """The risk level of each probability as an index into ``RISK_LEVELS`` (int8): the
         same comparisons as ``level``, vectorised (NaN is low, as ``level`` has it)."""
         p = np.asarray(probabilities, dtype=np.float64)
-        return (p >= self.medium).astype(np.int8) + (p >= self.high)
+        return np.add(p >= self.medium, p >= self.high, dtype=np.int8)
 
 
 @dataclass
@@ -82,28 +85,30 @@ class Reasons(NamedTuple):
 
 def top_reasons(x: np.ndarray, contributions: np.ndarray, k: int) -> Reasons:
     """The ``k`` largest |contribution| of each row of ``x``, largest first, ties in feature
-    order: the order of a stable descending sort (an infinite contribution first, NaN last),
-    at a fifth of ``argsort``'s time for a few reasons out of tens of features (``k``
-    ``argmax`` passes). A zero (feature not on the row's paths) or non-finite contribution
-    is no reason (``keep`` False).
+    order: the order of a stable descending sort (an infinite contribution first, NaN last).
+    Past ``_SORT_CELLS`` contributions it takes ``k`` ``argmax`` passes instead of the sort, a
+    fifth of its time for a few reasons out of tens of features. A zero (feature not on the
+    row's paths) or non-finite contribution is no reason (``keep`` False).
     """
     n, width = contributions.shape
     k = min(int(k), width)
-    key = np.abs(contributions)
-    key[np.isnan(key)] = -1.0  # after every number, before the slots already taken
-    feature = np.empty((n, k), dtype=np.intp)
     rows = np.arange(n)
-    for slot in range(k):
-        best = key.argmax(axis=1)
-        feature[:, slot] = best
-        key[rows, best] = -np.inf
+    if n * width <= _SORT_CELLS:  # a few rows (a request): one sort has the lower fixed cost
+        feature = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :k]
+    else:
+        key = np.abs(contributions)
+        key[np.isnan(key)] = -1.0  # after every number, before the slots already taken
+        feature = np.empty((n, k), dtype=np.intp)
+        for slot in range(k):
+            best = key.argmax(axis=1)
+            feature[:, slot] = best
+            key[rows, best] = -np.inf
     picked = contributions[rows[:, None], feature]
     keep = (picked != 0.0) & np.isfinite(picked)
     return Reasons(feature, x[rows[:, None], feature], picked, keep)
 
 
-@dataclass(frozen=True)
-class Scores:
+class Scores(NamedTuple):
     """Scored rows, one array per answer field."""
 
     probability: np.ndarray  # float64 (n,): fraud probability
@@ -134,15 +139,20 @@ class Scorer:
         self.version: str = str(self.manifest.get("sha256", ""))[:12]
         self._model = artifact.model
 
-    def score_matrix(self, x: np.ndarray) -> Scores:
-        """Score feature rows ``x`` in one model call, column by column: what the service
-        answers per record and the offline scorer (``fraud.offline``) writes per row."""
+    def _predict(self, x: np.ndarray) -> tuple[np.ndarray, Reasons]:
+        """Probabilities and top reasons of feature rows ``x``: one model call."""
         probabilities, contributions = self._model.predict(x)
+        return probabilities, top_reasons(x, contributions, self.top_k)
+
+    def score_matrix(self, x: np.ndarray) -> Scores:
+        """Score feature rows ``x`` column by column (what the offline scorer,
+        ``fraud.offline``, writes per row); ``score_records`` answers the same per record."""
+        probabilities, reasons = self._predict(x)
         return Scores(
             probability=probabilities,
             is_fraud=probabilities >= self.threshold,
             risk=self.bands.codes(probabilities),
-            reasons=top_reasons(x, contributions, self.top_k),
+            reasons=reasons,
         )
 
     def reason_dicts(self, reasons: Reasons) -> list[list[dict[str, Any]]]:
@@ -170,23 +180,20 @@ class Scorer:
         ]
 
     def _results(self, x: np.ndarray, warnings: list[list[str]]) -> list[dict[str, Any]]:
-        """Result dicts of rows ``x``: ``score_matrix`` row by row."""
-        scores = self.score_matrix(x)
+        """Result dicts of rows ``x``: ``score_matrix``'s values, row by row (the decision and
+        level per row in Python: for one request cheaper than the vectorised pair)."""
+        probabilities, reasons = self._predict(x)
+        threshold, level = self.threshold, self.bands.level
         return [
             {
                 "fraud_probability": p,
-                "is_fraud": flagged,
-                "risk_level": RISK_LEVELS[risk],
-                "reasons": reasons,
+                "is_fraud": p >= threshold,
+                "risk_level": level(p),
+                "reasons": row_reasons,
                 "warnings": w,
             }
-            for p, flagged, risk, reasons, w in zip(
-                scores.probability.tolist(),
-                scores.is_fraud.tolist(),
-                scores.risk.tolist(),
-                self.reason_dicts(scores.reasons),
-                warnings,
-                strict=True,
+            for p, row_reasons, w in zip(
+                probabilities.tolist(), self.reason_dicts(reasons), warnings, strict=True
             )
         ]
 

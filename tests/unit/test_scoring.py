@@ -64,23 +64,23 @@ def argsort_reasons(contributions: np.ndarray, k: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("k", [0, 1, 3, 8, 50])
-def test_top_reasons_take_a_stable_sorts_order(k: int) -> None:
+@pytest.mark.parametrize("rows", [40, 2000])  # below and above _SORT_CELLS: sort and argmax
+def test_top_reasons_take_a_stable_sorts_order(k: int, rows: int) -> None:
     """Ties (zeros, equal magnitudes of either sign), infinities and NaN come in the order
     of the stable descending sort the service used before: inf first, NaN last, ties by
     feature position."""
     rng = np.random.default_rng(k)
-    contributions = rng.choice(
-        [0.0, -0.0, 0.5, -0.5, 1.25, -2.0, np.inf, -np.inf, np.nan], (400, 9)
-    )
-    contributions[:100] = rng.normal(size=(100, 9))
+    values = [0.0, -0.0, 0.5, -0.5, 1.25, -2.0, np.inf, -np.inf, np.nan]
+    contributions = rng.choice(values, (rows, 9))
+    contributions[: rows // 4] = rng.normal(size=(rows // 4, 9))
     x = rng.normal(size=contributions.shape)
     reasons = top_reasons(x, contributions, k)
     expected = argsort_reasons(contributions, k)
     np.testing.assert_array_equal(reasons.feature, expected)
-    rows = np.arange(len(x))[:, None]
-    np.testing.assert_array_equal(reasons.contribution, contributions[rows, expected])
-    np.testing.assert_array_equal(reasons.value, x[rows, expected])
-    picked = contributions[rows, expected]
+    at = np.arange(len(x))[:, None]
+    np.testing.assert_array_equal(reasons.contribution, contributions[at, expected])
+    np.testing.assert_array_equal(reasons.value, x[at, expected])
+    picked = contributions[at, expected]
     np.testing.assert_array_equal(reasons.keep, (picked != 0) & np.isfinite(picked))
 
 
