@@ -9,7 +9,8 @@ columns a user's export has (ids, time, amount, categories, label), and the test
 `python -m stages.score --input ... --output ...` with the committed model, from process start
 to exit (interpreter, imports, model verification, reading, checks, history, scoring,
 writing), ``--runs`` times each, with its peak RSS. One more in-process run per input splits
-the time into those steps. The machine is shared and its speed varies: every run is kept.
+the time into those steps. The machine is shared and its speed varies: every run is kept,
+with the load average around them.
 Writes benchmarks/results/score.json.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -85,6 +87,7 @@ def bench(name: str, source: Path, root: Path, runs: int) -> dict:
     output = root / f"scored-{name}{source.suffix}"
     command = [sys.executable, "-m", "stages.score", "--input", str(source), "--output"]
     timed = []
+    load_before = os.getloadavg()[0]
     for _ in range(runs):
         seconds, peak, rc = measured([*command, str(output)], REPO)
         if rc != 0:
@@ -100,6 +103,8 @@ def bench(name: str, source: Path, root: Path, runs: int) -> dict:
         "transactions_per_second": rates,
         "median_transactions_per_second": round(statistics.median(rates)),
         "peak_rss_mib": round(max(peak for _, peak in timed), 1),
+        # the machine's 1-minute load before and after the runs: other work shares the cores
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "steps_seconds": phases(source, output),
     }
     print(f"{name:22s} {rows:>9,} rows: {rates} transactions/s", flush=True)
