@@ -11,7 +11,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 ENV ?= $(shell sed -n 's/^  env: *//p' params.yaml 2>/dev/null | head -n1)
 ARGS ?=
 
-.PHONY: help venv params repro retrain report serve materialize drift system-deps test test-fast lint format bench-pipeline bench-models bench-serve bench-peer baseline clean
+.PHONY: help venv params repro retrain report serve materialize drift score system-deps test test-fast lint format bench-pipeline bench-models bench-serve bench-peer bench-score baseline clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -71,6 +71,12 @@ DRIFT_ARGS ?= --scenario none
 drift: venv ## Compare current data with the training reference (non-zero on drift): make drift DRIFT_ARGS="--scenario moderate | --current FILE | --url URL"
 	$(BIN)/python -m stages.drift $(DRIFT_ARGS)
 
+INPUT ?=
+OUTPUT ?=
+score: venv ## Score a file offline with models/: make score INPUT=tx.csv OUTPUT=scored.csv (.csv / .parquet)
+	@test -n "$(INPUT)" && test -n "$(OUTPUT)" || { echo 'usage: make score INPUT=<transactions .csv|.parquet> OUTPUT=<scored .csv|.parquet> [ARGS="--model-dir DIR"]' >&2; exit 2; }
+	$(BIN)/python -m stages.score --input "$(INPUT)" --output "$(OUTPUT)" $(ARGS)
+
 bench-serve: venv ## Benchmark the scoring service under load on loopback (JSON in benchmarks/results/)
 	$(BIN)/python -m benchmarks.serve
 
@@ -78,6 +84,9 @@ MLSERVER_VENV := .venv-mlserver
 bench-peer: venv ## Ours beside MLServer 1.7 (mlserver-xgboost, own venv) on the same booster (JSON in benchmarks/results/)
 	test -x $(MLSERVER_VENV)/bin/mlserver || { $(PYTHON) -m venv $(MLSERVER_VENV) && $(MLSERVER_VENV)/bin/pip install --quiet mlserver==1.7.1 mlserver-xgboost==1.7.1 uvloop==0.21.0; }
 	$(BIN)/python -m benchmarks.peer --mlserver $(MLSERVER_VENV)/bin/mlserver
+
+bench-score: venv ## Benchmark make score on 1M transactions, CSV and Parquet (JSON in benchmarks/results/)
+	$(BIN)/python -m benchmarks.score
 
 baseline: venv ## Record the served production model's test metrics as the gate's baseline
 	$(BIN)/python -m stages.baseline

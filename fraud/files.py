@@ -6,6 +6,8 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,25 +18,35 @@ def _umask() -> int:
     return current
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and rename, so readers never see half.
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` to write, renamed onto ``path`` when the block ends,
+    removed if it raises: readers see the old file or the whole new one, never half.
 
-    The file gets the usual permissions (0666 less the umask), not mkstemp's owner-only 0600,
-    so a server running as another user can read what the pipeline wrote.
+    For writers that want a file name (pyarrow's writers); the file gets the usual permissions
+    (0666 less the umask), not mkstemp's owner-only 0600, so a server running as another user
+    can read what the pipeline wrote, and is synced to disk before the rename.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fchmod(fh.fileno(), 0o666 & ~_umask())
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
+        with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and rename (``atomic_path``)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def dump_json(data: Any) -> bytes:

@@ -39,6 +39,19 @@ def read_external(
         raise ValueError(f"cannot read {source} file {path}: {exc}") from None
     except (OSError, ValueError) as exc:  # pyarrow: not a parquet file
         raise ValueError(f"cannot read {source} file {path}: {exc}") from None
+    return map_columns(raw, path, columns)
+
+
+def map_columns(
+    raw: pd.DataFrame, path: Path | str, columns: Mapping[str, str]
+) -> tuple[pd.DataFrame, list[str]]:
+    """``raw`` (the table read from ``path``) with the file's names renamed onto the canonical
+    ones by ``columns`` (canonical -> the file's name) and every other column dropped, and the
+    names of the columns dropped.
+
+    Raises:
+        SchemaError: a mapped column is not in the file (all of them named at once).
+    """
     problems = []
     for ours, theirs in columns.items():
         if theirs not in raw.columns:

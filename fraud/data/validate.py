@@ -6,6 +6,8 @@ many rows are bad, so a user fixing their own CSV sees the whole list at once.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
 
@@ -47,18 +49,45 @@ def validate_transactions(raw: pd.DataFrame, source: str | None = None) -> pd.Da
         SchemaError: listing every problem, each naming the column and the number of bad rows
             (and prefixed with ``source``, the file the table came from, when given).
     """
+    df = _checked(raw, source, schema.REQUIRED_COLUMNS, unique_ids=True)
+    ordered = [c for c in schema.COLUMNS if c in df.columns]
+    extra = [c for c in df.columns if c not in schema.COLUMNS]
+    return _time_ordered(df[[*ordered, *extra]]).reset_index(drop=True)
+
+
+def clean_columns(
+    raw: pd.DataFrame, source: str, required: Iterable[str] = (), unique_ids: bool = False
+) -> pd.DataFrame:
+    """The checks and cleaning of ``validate_transactions`` for the columns ``raw`` has, in
+    its row order; hour_of_day and day_of_week are derived from a timestamp when there is one.
+
+    Only the ``required`` columns must be there (a current batch for drift monitoring may lack
+    ids or labels; a file to score must have what the model reads). ``unique_ids``: a
+    ``transaction_id`` shared by several rows is an error, as in the pipeline's input.
+
+    Raises:
+        SchemaError: every problem, each naming ``source``, the column and the bad rows.
+    """
+    return _checked(raw, source, required, unique_ids)
+
+
+def _checked(
+    raw: pd.DataFrame, source: str | None, required: Iterable[str], unique_ids: bool
+) -> pd.DataFrame:
+    """The cleaned copy of ``raw`` with hour and day derived, or SchemaError listing every
+    missing column, every bad column with its row count and the duplicated ids."""
 
     def fail(errors: list[str]) -> SchemaError:
         return SchemaError([f"{source}: {e}" for e in errors] if source else errors)
 
-    errors = [f"missing column '{c}'" for c in schema.REQUIRED_COLUMNS if c not in raw.columns]
+    errors = [f"missing column '{c}'" for c in required if c not in raw.columns]
     if len(raw) == 0:
         errors.append("the table has no rows")
         raise fail(errors)
     # Every present column is checked even when others are missing: one message lists all.
     df, found = _clean_present(raw)
     errors += found
-    if "transaction_id" in df:
+    if unique_ids and "transaction_id" in df:
         duplicated = df["transaction_id"].duplicated(keep=False)
         if duplicated.any():
             n_ids = df.loc[duplicated, "transaction_id"].nunique()
@@ -68,28 +97,6 @@ def validate_transactions(raw: pd.DataFrame, source: str | None = None) -> pd.Da
             )
     if errors:
         raise fail(errors)
-
-    ts = df[schema.TIMESTAMP]
-    df[schema.HOUR] = ts.dt.hour.astype("int64")
-    df[schema.DAY] = ts.dt.day_of_week.astype("int64")
-    ordered = [c for c in schema.COLUMNS if c in df.columns]
-    extra = [c for c in df.columns if c not in schema.COLUMNS]
-    return _time_ordered(df[[*ordered, *extra]]).reset_index(drop=True)
-
-
-def clean_columns(raw: pd.DataFrame, source: str) -> pd.DataFrame:
-    """The checks and cleaning of ``validate_transactions`` for the columns ``raw`` has, none
-    required (a current batch for drift monitoring may lack ids or labels); hour_of_day and
-    day_of_week are derived from a timestamp when there is one.
-
-    Raises:
-        SchemaError: every problem, each naming ``source``, the column and the bad rows.
-    """
-    if len(raw) == 0:
-        raise SchemaError([f"{source}: the table has no rows"])
-    df, errors = _clean_present(raw)
-    if errors:
-        raise SchemaError([f"{source}: {e}" for e in errors])
     if schema.TIMESTAMP in df:
         df[schema.HOUR] = df[schema.TIMESTAMP].dt.hour.astype("int64")
         df[schema.DAY] = df[schema.TIMESTAMP].dt.day_of_week.astype("int64")
@@ -111,7 +118,7 @@ def _clean_present(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         df[col] = values.astype(str)
 
     if schema.AMOUNT in df:
-        amount = pd.to_numeric(df[schema.AMOUNT], errors="coerce").astype("float64")
+        amount = _numbers(df[schema.AMOUNT])
         values = amount.to_numpy(dtype="float64", na_value=np.nan)
         non_numeric = amount.isna() | ~np.isfinite(values)
         if non_numeric.any():
@@ -143,6 +150,26 @@ def _clean_present(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         else:
             df[schema.LABEL] = label.astype("int64")
     return df, errors
+
+
+def _numbers(values: pd.Series) -> pd.Series:
+    """``values`` as float64, NaN where a value is not a number.
+
+    Text held by Arrow (a CSV read as text) is cast by Arrow, ~15x faster than
+    ``pd.to_numeric`` and to the same doubles (both round correctly); when any value is not
+    plain number text (a blank, a space around it, a word), pandas parses the column instead,
+    turning what it cannot read into NaN.
+    """
+    if isinstance(values.array, pd.arrays.ArrowStringArray):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        try:
+            cast = pc.cast(pa.array(values.array), pa.float64())
+            return pd.Series(cast.to_numpy(), index=values.index, dtype="float64")
+        except pa.ArrowInvalid:
+            pass
+    return pd.to_numeric(values, errors="coerce").astype("float64")
 
 
 def _time_ordered(df: pd.DataFrame) -> pd.DataFrame:

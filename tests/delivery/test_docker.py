@@ -218,6 +218,7 @@ def test_image_gets_only_what_serving_reads() -> None:
         "fraud/monitoring/scenarios.py",
         "fraud/data/split.py",
         "fraud/data/external.py",
+        "fraud/offline/score.py",
     ):
         assert kept_out not in context
     assert not [p for p in context if p.startswith((".venv/", ".git/", "data/raw/"))]

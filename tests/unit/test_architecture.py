@@ -21,6 +21,7 @@ ALLOWED = {
     "monitoring": {"data"},
     "model": {"data", "features", "runtime"},
     "store": {"data", "features"},
+    "offline": {"data", "features", "runtime"},
 }
 
 

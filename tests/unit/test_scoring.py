@@ -11,7 +11,7 @@ from fraud.data.synthetic.generate import generate_transactions
 from fraud.features.history import compute_history
 from fraud.features.transform import transform, transform_record
 from fraud.runtime.artifact import load_artifact
-from fraud.runtime.scoring import RiskBands, Scorer
+from fraud.runtime.scoring import RISK_LEVELS, RiskBands, Scorer, top_reasons
 from tests.tiny_model import TinyModel
 
 
@@ -56,3 +56,50 @@ def test_reasons_are_the_largest_contributions(scorer: Scorer, test_set: pd.Data
     assert len(contributions) == scorer.top_k
     assert contributions == sorted(contributions, reverse=True)
     assert {r["feature"] for r in result["reasons"]} <= set(scorer.feature_names)
+
+
+def argsort_reasons(contributions: np.ndarray, k: int) -> np.ndarray:
+    """The reference order ``top_reasons`` reproduces: a stable sort by -|contribution|."""
+    return np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :k]
+
+
+@pytest.mark.parametrize("k", [0, 1, 3, 8, 50])
+@pytest.mark.parametrize("rows", [40, 2000])  # below and above _SORT_CELLS: sort and argmax
+def test_top_reasons_take_a_stable_sorts_order(k: int, rows: int) -> None:
+    """Ties (zeros, equal magnitudes of either sign), infinities and NaN come in the order
+    of the stable descending sort the service used before: inf first, NaN last, ties by
+    feature position."""
+    rng = np.random.default_rng(k)
+    values = [0.0, -0.0, 0.5, -0.5, 1.25, -2.0, np.inf, -np.inf, np.nan]
+    contributions = rng.choice(values, (rows, 9))
+    contributions[: rows // 4] = rng.normal(size=(rows // 4, 9))
+    x = rng.normal(size=contributions.shape)
+    reasons = top_reasons(x, contributions, k)
+    expected = argsort_reasons(contributions, k)
+    np.testing.assert_array_equal(reasons.feature, expected)
+    at = np.arange(len(x))[:, None]
+    np.testing.assert_array_equal(reasons.contribution, contributions[at, expected])
+    np.testing.assert_array_equal(reasons.value, x[at, expected])
+    picked = contributions[at, expected]
+    np.testing.assert_array_equal(reasons.keep, (picked != 0) & np.isfinite(picked))
+
+
+def test_risk_codes_are_the_levels_of_each_probability() -> None:
+    bands = RiskBands(0.3, 0.7)
+    p = np.array([0.0, 0.29, 0.3, 0.5, 0.6999, 0.7, 1.0, np.nan])
+    assert [RISK_LEVELS[c] for c in bands.codes(p)] == [bands.level(v) for v in p]
+    same = RiskBands(0.5, 0.5)
+    assert [RISK_LEVELS[c] for c in same.codes(p)] == [same.level(v) for v in p]
+
+
+def test_score_matrix_is_what_score_records_answers(
+    scorer: Scorer, test_set: pd.DataFrame
+) -> None:
+    """The columnar scores (what ``make score`` writes) and the service's answers agree."""
+    x = transform(test_set, scorer.artifact.feature_state)
+    scores = scorer.score_matrix(x)
+    answers = scorer.score_records(test_set.drop(columns=["timestamp"]).to_dict("records"))
+    assert scores.probability.tolist() == [a["fraud_probability"] for a in answers]
+    assert scores.is_fraud.tolist() == [a["is_fraud"] for a in answers]
+    assert [RISK_LEVELS[c] for c in scores.risk] == [a["risk_level"] for a in answers]
+    assert scorer.reason_dicts(scores.reasons) == [a["reasons"] for a in answers]
