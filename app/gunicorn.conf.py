@@ -57,6 +57,8 @@ METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 # After PROMETHEUS_MULTIPROC_DIR is set: prometheus_client picks its value store on import.
 import app.api  # noqa: E402
 import app.predict  # noqa: E402
+import fraud.runtime.artifact  # noqa: E402  (the artifact format and its runtimes)
+import fraud.runtime.scoring  # noqa: E402, F401
 from fraud.runtime import native  # noqa: E402
 
 # Load (or build) the C tree kernel once, before the workers fork; a warning says if numpy
