@@ -28,7 +28,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from benchmarks.serve import batch_body, wrk_load
+from benchmarks.serve import batch_body, feature_matrix, rss_mib, worker_rss_mib, wrk_load
 from tests.conftest import REPO, free_port
 from tests.service.test_server import Server, request
 
@@ -37,31 +37,12 @@ def features(tx: dict, size: int) -> list[list[float]]:
     """The service's FP32 features of ``size`` distinct transactions (NaN as 0)."""
     import numpy as np
 
-    from app import create_app
-    from fraud.features.transform import transform_records
-
-    items = json.loads(batch_body(tx, size))["transactions"]
-    state = create_app({"FEATURE_STORE_URL": "none"}).extensions["fraud"]
-    records = [state.validate(item)[0] for item in items]
-    x, _ = transform_records(records, state.scorer.artifact.feature_state, None)
-    return np.nan_to_num(np.asarray(x, dtype=np.float32), nan=0.0).tolist()
+    return np.nan_to_num(feature_matrix(tx, size), nan=0.0).tolist()
 
 
 def v2_body(rows: list[list[float]], name: str, output: str) -> bytes:
     tensor = {"name": name, "datatype": "FP32", "shape": [len(rows), len(rows[0])], "data": rows}
     return json.dumps({"inputs": [tensor], "outputs": [{"name": output}]}).encode()
-
-
-def rss_of(pid: int) -> float:
-    """RSS of one process, MiB."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    rss = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
-    return round(int(rss.split()[1]) / 1024, 1)
-
-
-def rss_of_children(pid: int) -> list[float]:
-    """RSS (MiB) of each of ``pid``'s child processes (the workers)."""
-    return [rss_of(int(c)) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def start_mlserver(mlserver: Path, tmp: Path) -> tuple[subprocess.Popen, int]:
@@ -191,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                     native, rows_per_second=round(native["rps"] * 1000)
                 ),
                 "predict_8_connections": single,
-                "rss_per_worker_mib": rss_of_children(ours.proc.pid),
+                "rss_per_worker_mib": worker_rss_mib(ours.proc.pid),
             }
         finally:
             ours.stop()
@@ -209,8 +190,8 @@ def main(argv: list[str] | None = None) -> int:
                 v2_body(rows[:1], "input-0", "predict"),
                 args.seconds,
             )
-            result["mlserver"]["rss_main_mib"] = rss_of(proc.pid)
-            result["mlserver"]["rss_per_worker_mib"] = rss_of_children(proc.pid)
+            result["mlserver"]["rss_main_mib"] = rss_mib(proc.pid)
+            result["mlserver"]["rss_per_worker_mib"] = worker_rss_mib(proc.pid)
         except Exception:
             print((tmp / "mlserver.log").read_text()[-4000:], file=sys.stderr)
             raise

@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import REPO
 from tests.service.test_server import Server, request
@@ -172,10 +173,9 @@ def batch_body(tx: dict, size: int = 1000) -> bytes:
     return json.dumps({"transactions": items}).encode()
 
 
-def v2_bodies(tx: dict, size: int = 1000) -> tuple[bytes, bytes]:
-    """V2 infer bodies of ``batch_body``'s transactions (JSON tensors, JSON outputs): the
-    precomputed FP32 feature matrix (as the service computes it), and the raw fields as
-    named inputs."""
+def feature_matrix(tx: dict, size: int = 1000) -> Any:
+    """The FP32 features (``size`` x n_features, numpy) the service computes for
+    ``batch_body``'s transactions."""
     import numpy as np
 
     from app import create_app
@@ -185,7 +185,17 @@ def v2_bodies(tx: dict, size: int = 1000) -> tuple[bytes, bytes]:
     state = create_app({"FEATURE_STORE_URL": "none"}).extensions["fraud"]
     records = [state.validate(item)[0] for item in items]
     x, _ = transform_records(records, state.scorer.artifact.feature_state, None)
-    x = np.asarray(x, dtype=np.float32)
+    return np.asarray(x, dtype=np.float32)
+
+
+def v2_bodies(tx: dict, size: int = 1000) -> tuple[bytes, bytes]:
+    """V2 infer bodies of ``batch_body``'s transactions (JSON tensors, JSON outputs): the
+    precomputed FP32 feature matrix (as the service computes it), and the raw fields as
+    named inputs."""
+    import numpy as np
+
+    items = json.loads(batch_body(tx, size))["transactions"]
+    x = feature_matrix(tx, size)
     features = {"name": "features", "datatype": "FP32", "shape": list(x.shape)}
     matrix = {"inputs": [{**features, "data": np.where(np.isnan(x), None, x).tolist()}]}
 
@@ -205,14 +215,17 @@ def v2_bodies(tx: dict, size: int = 1000) -> tuple[bytes, bytes]:
     return json.dumps(matrix).encode(), json.dumps(named).encode()
 
 
+def rss_mib(pid: int) -> float:
+    """RSS of one process, MiB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
+    return round(int(rss.split()[1]) / 1024, 1)
+
+
 def worker_rss_mib(master_pid: int) -> list[float]:
+    """RSS (MiB) of each child process of ``master_pid`` (the workers)."""
     children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
-    rss = []
-    for pid in children:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                rss.append(round(int(line.split()[1]) / 1024, 1))
-    return rss
+    return [rss_mib(int(pid)) for pid in children]
 
 
 def store_traffic(n: int) -> list[dict]:

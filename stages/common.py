@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -52,6 +53,18 @@ def write_joblib(obj: Any, path: Path) -> None:
     buffer = io.BytesIO()
     joblib.dump(obj, buffer, compress=3)
     atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def read_json(path: Path, what: str, hint: str | None = None) -> Any:
+    """Parsed JSON of ``path``: a missing file is named (with ``hint``: how to make it), and
+    so is one that is not JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        made_by = f" ({hint})" if hint else ""
+        raise FileNotFoundError(f"{what} not found: {path}{made_by}") from None
+    except ValueError as exc:
+        raise ValueError(f"{what} {path} is not valid JSON: {exc}") from None
 
 
 def write_json(data: Any, path: Path) -> None:

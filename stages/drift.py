@@ -40,20 +40,10 @@ from fraud.monitoring.drift import (
 from fraud.monitoring.markdown import render_markdown
 from fraud.monitoring.profile import check_profile
 from fraud.monitoring.scenarios import apply_scenario, production_config
-from stages.common import run
+from stages.common import read_json, run
 
 LOG_SUFFIX = ".jsonl"
 URL_TIMEOUT_S = 120
-
-
-def read_json_file(path: Path, what: str) -> Any:
-    """Parsed JSON of ``path``, naming the file when it is missing or not JSON."""
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{what} not found: {path}") from None
-    except ValueError as exc:
-        raise DriftError(f"{what} {path} is not valid JSON: {exc}") from None
 
 
 def read_log(path: Path, fields: list[str]) -> dict[str, list]:
@@ -180,7 +170,7 @@ def build_report(args: argparse.Namespace, cfg: DriftConfig) -> tuple[dict, str]
     if args.url:
         report = fetch_report(args.url, os.environ.get("MONITORING_TOKEN"))
         return report, f"Drift report: deployed app {args.url}"
-    profile = check_profile(read_json_file(args.reference, "reference profile"))
+    profile = check_profile(read_json(args.reference, "reference profile"))
     fields = list(profile["features"])
     scores = None
     if args.scenario:

@@ -12,7 +12,6 @@ from params.yaml's `paths`; the risk bands from its `serving` section.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -22,17 +21,13 @@ from fraud.files import atomic_write_bytes
 from fraud.monitoring.report import PLOTS, SCORE_HISTOGRAM, ReportData, render_report
 from fraud.runtime.artifact import MANIFEST
 from fraud.runtime.scoring import ServingConfig
+from stages.common import read_json as common_read_json
 from stages.common import run
 
 
 def read_json(path: Path, what: str, hint: str = "run `dvc repro` first") -> Any:
-    """Parsed JSON of ``path``; a missing or broken file is named, with how to make it."""
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{what} not found: {path} ({hint})") from None
-    except ValueError as exc:
-        raise ValueError(f"{what} {path} is not valid JSON: {exc}") from None
+    """``stages.common.read_json``, saying how to make a missing file (dvc repro by default)."""
+    return common_read_json(path, what, hint)
 
 
 def latest_drift_report(directory: Path) -> Path | None:
