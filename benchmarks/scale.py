@@ -29,11 +29,13 @@ WORKERS = 2
 WORKER_MEMORY = "6GiB"  # above the 4 GiB target, so a breach is measured rather than hidden
 
 
-def start_cluster(logs: Path) -> tuple[str, list[subprocess.Popen[bytes]]]:
-    """A scheduler and ``WORKERS`` nanny-less workers on 127.0.0.1 (they stop after 3 h)."""
+def start_cluster(logs: Path, code: Path) -> tuple[str, list[subprocess.Popen[bytes]]]:
+    """A scheduler and ``WORKERS`` nanny-less workers on 127.0.0.1 running the repository
+    copy ``code`` (they stop by themselves after 3 h)."""
     from distributed import Client
 
     dask = str(Path(sys.executable).parent / "dask")
+    env = tool_env() | {"PYTHONPATH": str(code)}
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     common = ["--no-dashboard"]
@@ -41,7 +43,8 @@ def start_cluster(logs: Path) -> tuple[str, list[subprocess.Popen[bytes]]]:
         subprocess.Popen(
             [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), *common,
              "--idle-timeout", "3h"],
-            env=tool_env(), stdout=(logs / "scheduler.log").open("wb"), stderr=subprocess.STDOUT,
+            env=env, cwd=code, stdout=(logs / "scheduler.log").open("wb"),
+            stderr=subprocess.STDOUT,
         )
     ]  # fmt: skip
     for i in range(WORKERS):
@@ -49,7 +52,7 @@ def start_cluster(logs: Path) -> tuple[str, list[subprocess.Popen[bytes]]]:
             subprocess.Popen(
                 [dask, "worker", address, "--host", "127.0.0.1", "--nthreads", "1",
                  "--no-nanny", "--memory-limit", WORKER_MEMORY, "--lifetime", "3h", *common],
-                env=tool_env(), stdout=(logs / f"worker{i}.log").open("wb"),
+                env=env, cwd=code, stdout=(logs / f"worker{i}.log").open("wb"),
                 stderr=subprocess.STDOUT,
             )
         )  # fmt: skip
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {"workers": WORKERS, "threads_per_worker": 1, "dask": [], "local": []}
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         repo = copy_repo(Path(tmp) / "repo")
-        address, procs = start_cluster(Path(tmp))
+        address, procs = start_cluster(Path(tmp), repo)
         try:
             workers = [p.pid for p in procs[1:]]
             engine = ["compute=dask", f"compute.address={address}"]

@@ -3,6 +3,7 @@ scheduler at ``compute.address``; closed (a LocalCluster stopped) when the stage
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,8 @@ def cluster(cfg: ComputeConfig) -> Iterator[Client]:
     """
     from distributed import Client, LocalCluster
 
+    # Each shuffle logs its start and end at WARNING level: noise in a stage's output.
+    logging.getLogger("distributed.shuffle._scheduler_plugin").setLevel(logging.ERROR)
     if cfg.address is None:
         with (
             LocalCluster(
@@ -49,9 +52,44 @@ def cluster(cfg: ComputeConfig) -> Iterator[Client]:
             f"{CONNECT_TIMEOUT_S} s ({exc})"
         ) from None
     try:
+        _check_code(client, cfg.address)
         yield client
     finally:
         client.close()
+
+
+def code_digest() -> str:
+    """sha256 of this process's ``fraud`` package sources (names and contents)."""
+    import hashlib
+    from pathlib import Path
+
+    import fraud
+
+    root = Path(fraud.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _check_code(client: Client, address: str) -> None:
+    """Fail naming the workers that cannot import ``fraud`` or run other sources of it: a
+    cluster must run the revision the stage runs (the same image, or this checkout on its
+    PYTHONPATH)."""
+    ours = code_digest()
+    try:
+        theirs = client.run(code_digest)
+    except ImportError as exc:
+        raise OSError(
+            f"compute.address {address}: the workers cannot import this project ({exc}); "
+            "start them from the project's image or with its checkout on PYTHONPATH"
+        ) from None
+    stale = sorted(worker for worker, digest in theirs.items() if digest != ours)
+    if stale:
+        raise OSError(
+            f"compute.address {address}: worker(s) {', '.join(stale)} run other fraud/ sources "
+            "than this stage; restart them on this revision"
+        )
 
 
 def shape(client: Client) -> tuple[int, int]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from fraud.runtime.artifact import load_artifact
-from tests.conftest import copy_repo, free_port, run, tool_env
+from tests.conftest import REPO, copy_repo, free_port, run, tool_env
 from tests.pipeline.test_pipeline import TINY
 
 pytest.importorskip("distributed")
@@ -25,12 +25,14 @@ pytest.importorskip("distributed")
 LIFETIME_S = 480
 
 
-def _dask(*args: str, log: Path) -> subprocess.Popen[bytes]:
-    """``dask <args>`` from this interpreter's environment, output into ``log``."""
+def _dask(*args: str, log: Path, code: Path = REPO) -> subprocess.Popen[bytes]:
+    """``dask <args>`` from this interpreter's environment with the project on its path (as
+    a cluster's image would have it), output into ``log``."""
     dask = Path(sys.executable).parent / "dask"
+    env = tool_env() | {"PYTHONPATH": str(code)}
     with log.open("wb") as out:
         return subprocess.Popen(
-            [str(dask), *args], env=tool_env(), stdout=out, stderr=subprocess.STDOUT
+            [str(dask), *args], env=env, cwd=code, stdout=out, stderr=subprocess.STDOUT
         )
 
 
@@ -83,7 +85,8 @@ def test_tiny_pipeline_runs_on_a_scheduler_address(scheduler: str, tmp_path: Pat
     assert "gate: passed" in proc.stdout
     for split in ("train", "valid", "test"):
         dataset = repo / "data" / "features" / f"{split}.parquet"
-        assert dataset.is_dir() and sorted(p.name for p in dataset.iterdir())[0] == "part.0.parquet"
+        assert dataset.is_dir()
+        assert sorted(p.name for p in dataset.iterdir())[0] == "part.0.parquet"
     artifact, manifest = load_artifact(repo / "models" / "manifest.json")
     assert manifest["compute"] == {
         "engine": "dask",
@@ -100,3 +103,18 @@ def test_tiny_pipeline_runs_on_a_scheduler_address(scheduler: str, tmp_path: Pat
     assert artifact.feature_names == manifest["features"]
     again = run(["dvc", "repro"], repo)
     assert "Running stage" not in again.stdout
+
+
+def test_workers_running_other_code_are_refused(scheduler: str, tmp_path: Path) -> None:
+    """A stage whose fraud/ differs from the workers' fails naming them, before any work."""
+    repo = copy_repo(tmp_path / "repo")
+    run(["python", "-m", "stages.compose", *TINY, "compute=dask",
+         f"compute.address={scheduler}"], repo)  # fmt: skip
+    with (repo / "fraud" / "cluster" / "config.py").open("a") as fh:
+        fh.write("# an edit the workers do not have\n")
+    proc = run(["python", "-m", "stages.generate", "--external", "data/external",
+                "--out", "data/raw/transactions.parquet"], repo, check=False)  # fmt: skip
+    assert proc.returncode == 2
+    assert f"compute.address {scheduler}: worker(s)" in proc.stderr
+    assert "run other fraud/ sources" in proc.stderr
+    assert not (repo / "data" / "raw" / "transactions.parquet").exists()
