@@ -10,6 +10,7 @@ test_dask_cluster.py.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -191,3 +192,22 @@ def test_an_unreachable_address_is_named() -> None:
         opened = engine.cluster(cfg)
         with pytest.raises(OSError, match=f"compute.address {address}: no Dask scheduler"):
             opened.__enter__()
+
+
+def test_a_failed_dataset_write_leaves_the_previous_output_whole(tmp_path: Path) -> None:
+    from stages.common import read_dataset, write_datasets
+
+    good = dd.from_pandas(pd.DataFrame({"a": range(10)}), npartitions=2)
+    out = tmp_path / "table.parquet"
+    out.write_bytes(b"the previous file")
+    write_datasets({out: good})
+    assert out.is_dir()
+    assert read_dataset(out).compute()["a"].tolist() == list(range(10))
+
+    def fail(pdf: pd.DataFrame) -> pd.DataFrame:
+        raise ValueError("a partition failed")
+
+    with pytest.raises(ValueError, match="a partition failed"):
+        write_datasets({tmp_path / "other.parquet": good, out: good.map_partitions(fail)})
+    assert read_dataset(out).compute()["a"].tolist() == list(range(10))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table.parquet"]
