@@ -134,6 +134,9 @@ class Feedback:
                 if status != "superseded" and self.known[txn] is not None:
                     relabel.append((self.known[txn], txn, is_fraud))
             self.log.write(lines)
+        metrics = getattr(current_app.extensions.get("fraud"), "metrics", None)
+        if metrics is not None:
+            metrics.observe_feedback(r["status"] for r in results)
         if relabel and self.store is not None:
             self._relabel(relabel)
         return results
