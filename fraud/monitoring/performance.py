@@ -207,3 +207,37 @@ def below(report: Mapping[str, Any], minimum: Mapping[str, float], min_labels: i
         if value is not None and value < bound:
             out.append(f"{name} {value:.4f} is below {bound}")
     return out
+
+
+@dataclass
+class PerformanceConfig:
+    """The ``performance`` section (conf/drift/default.yaml): how ``make performance`` and the
+    daily monitoring workflow judge the served model's realized performance."""
+
+    window: int
+    genuine_after_days: float | None
+    min_labels: int
+    card_precision_k: int
+    min_metrics: dict[str, float]
+
+    def check(self) -> None:
+        """Raise ValueError naming the field when a value is nonsense."""
+        if self.window < 1:
+            raise ValueError(f"performance.window must be >= 1, got {self.window}")
+        if self.genuine_after_days is not None and not self.genuine_after_days >= 0:
+            raise ValueError(
+                "performance.genuine_after_days must be >= 0 or null, "
+                f"got {self.genuine_after_days}"
+            )
+        if self.min_labels < 0:
+            raise ValueError(f"performance.min_labels must be >= 0, got {self.min_labels}")
+        if self.card_precision_k < 1:
+            raise ValueError(
+                f"performance.card_precision_k must be >= 1, got {self.card_precision_k}"
+            )
+        known = {"precision", "recall", "pr_auc", f"card_precision_at_{self.card_precision_k}"}
+        for name, bound in self.min_metrics.items():
+            if name not in known:
+                raise ValueError(f"performance.min_metrics.{name}: not one of {sorted(known)}")
+            if not 0 <= bound <= 1:
+                raise ValueError(f"performance.min_metrics.{name} must be in [0, 1], got {bound}")

@@ -10,12 +10,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from flask import Flask
 
 from app import create_app
 from fraud.config import load_paths
 from fraud.model.metrics import card_precision_at_k
 from stages import materialize
+from stages import performance as performance_stage
+from tests.conftest import REPO
 from tests.service.test_app import VALID
 from tests.service.test_server import Server
 from tests.service.test_store_server import raw_transactions
@@ -171,6 +174,20 @@ def test_performance_endpoint_auth_and_values(tmp_path: Path) -> None:
     metrics = client.get("/metrics").get_data(as_text=True)
     assert 'fraud_model_performance{kind="realized",metric="label_coverage"} 0.75' in metrics
     assert 'fraud_feedback_labels_total{status="recorded"} 3.0' in metrics
+    # make performance reads the same audit log: the same numbers, judged by conf bounds
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["performance"] |= {"min_labels": 2, "genuine_after_days": None}
+    params["performance"]["min_metrics"] = {"recall": 1.0, "pr_auc": 0.0}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    out = tmp_path / "performance_report.json"
+    argv = ["--log", str(tmp_path / "audit"), "--json-out", str(out)]
+    argv += ["--md-out", str(tmp_path / "performance_report.md")]
+    code = performance_stage.main([*argv, "--params", str(tmp_path / "params.yaml")])
+    written = json.loads(out.read_text())
+    assert {k: v for k, v in written["realized"].items()} == realized
+    assert code == (1 if realized["recall"] < 1.0 else 0)
+    assert written["verdict"] == ("below" if code else "ok")
+    assert "| recall |" in (tmp_path / "performance_report.md").read_text()
 
 
 @pytest.mark.slow
