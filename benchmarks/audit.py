@@ -36,6 +36,7 @@ FEEDBACK_TOKEN = "bench-feedback-token"
 
 
 def start(tmp: Path, env: dict[str, str]) -> Server:
+    tmp.mkdir(parents=True, exist_ok=True)
     server = Server(tmp, {"FEATURE_STORE_URL": "none", **env})
     try:
         server.wait_ready()
