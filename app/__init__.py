@@ -76,6 +76,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from app.api import bp
     from app.docs import docs
     from app.errors import register_error_handlers
+    from app.feedback import init_feedback
     from app.history import HistorySource
     from app.keys import parse_api_keys
     from app.metrics import Metrics
@@ -127,6 +128,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["api_keys"] = api_keys  # the V2 infer route checks them too
     register_error_handlers(app)
     init_monitoring(app, manifest_path, manifest)
+    init_feedback(app, store)
     app.wsgi_app = ScoringEndpoints(app, app.wsgi_app, api_keys)  # type: ignore[method-assign]
     logger.info(
         "loaded model %s (%s) from %s",

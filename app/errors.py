@@ -34,6 +34,9 @@ def error_payload(error: str, message: str, details: list[Any] | None = None) ->
 
 #: The body of an unexpected failure (the exception itself is only logged).
 INTERNAL_ERROR = error_payload("internal_error", "internal server error")
+#: The Open Inference Protocol's paths (``app.v2``): its errors are ``{"error": message}``,
+#: routing's 404 and 405 too, which Flask hands to the app's handlers, not the blueprint's.
+V2_PREFIX = "/v2/"
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -47,7 +50,9 @@ def register_error_handlers(app: Flask) -> None:
     def _http_error(exc: HTTPException) -> tuple[Response, int]:
         status = exc.code or 500
         name = (exc.name or "error").lower().replace(" ", "_")
-        response = jsonify(error_payload(name, exc.description or exc.name or "error"))
+        message = exc.description or exc.name or "error"
+        v2 = f"{request.path}/".startswith(V2_PREFIX)
+        response = jsonify({"error": message} if v2 else error_payload(name, message))
         if status == 405 and exc.valid_methods:
             response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response, status

@@ -18,6 +18,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     Metric,
     generate_latest,
@@ -177,6 +178,32 @@ class Metrics:
             ["key"],
             registry=self.registry,
         )
+
+        self.feedback = Counter(
+            "fraud_feedback_labels",
+            "Labels received on POST /feedback by status",
+            ["status"],
+            registry=self.registry,
+        )
+        self.performance = Gauge(
+            "fraud_model_performance",
+            "The served model's performance at the last GET /monitoring/performance: realized "
+            "(audit log joined with feedback labels) or estimated from the scores (CBPE)",
+            ["kind", "metric"],
+            multiprocess_mode="mostrecent",
+            registry=self.registry,
+        )
+
+    def observe_feedback(self, statuses: Iterable[str]) -> None:
+        """Count labels by status (recorded / unchanged / superseded / unknown)."""
+        for status, n in Counter_(statuses).items():
+            self.feedback.labels(status).inc(n)
+
+    def observe_performance(self, kind: str, values: dict[str, float | None]) -> None:
+        """Set the ``kind`` (realized / estimated) performance gauges; None leaves one out."""
+        for metric, value in values.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                self.performance.labels(kind, metric).set(value)
 
     def observe_store(self, seconds: float, outcome: str, counts: dict[str, int]) -> None:
         """One online-store read-compute-write (``outcome`` ok / unavailable) and how many

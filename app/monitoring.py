@@ -1,12 +1,9 @@
-"""Drift monitoring in the app: a bounded prediction log and GET /monitoring/drift.
+"""Monitoring in the app: the audit log of predictions and GET /monitoring/drift.
 
-``log_predictions`` appends each scored transaction (the monitored request fields, the score
-and the time; no ids, headers or secrets) to a per-process JSON-lines file. Lines are
-buffered in memory and written as whole lines at most every ``PREDICTION_LOG_FLUSH_SECONDS``
-(or 64 KiB), so workers never interleave partial lines and the hot path costs a few
-microseconds. A file rotates at ``PREDICTION_LOG_MAX_BYTES``; the directory keeps the
-``PREDICTION_LOG_MAX_FILES`` most recently written files, so disk use is bounded. An I/O
-error is logged and the records dropped: monitoring never breaks scoring.
+``log_predictions`` appends each scored transaction to the audit log (``app.audit``: a
+per-process JSON-lines file with the prediction id, the validated request fields, the score,
+the decision and the served model; no headers or secrets), buffered, rotated at
+``PREDICTION_LOG_MAX_BYTES``, at most ``PREDICTION_LOG_MAX_FILES`` files per directory.
 
 ``GET /monitoring/drift`` answers 404 unless ``MONITORING_TOKEN`` is configured, 401 without
 that bearer token, else the drift report (fraud/monitoring/drift.py) of the most recent
@@ -14,22 +11,20 @@ that bearer token, else the drift report (fraud/monitoring/drift.py) of the most
 with the served model, under the alert rule of the ``drift`` section (conf/drift/) that the
 promote stage ships in the manifest, so the service never reads params.yaml.
 
-Logging is on when ``PREDICTION_LOG_DIR`` or ``MONITORING_TOKEN`` is set (the directory then
-defaults to ``<tmp>/fraud-predictions-<uid>``, private to this user); otherwise
-``log_predictions`` returns at once.
+Logging is on when ``PREDICTION_LOG_DIR``, ``MONITORING_TOKEN`` or ``FEEDBACK_TOKEN`` is set
+(the directory then defaults to ``<tmp>/fraud-predictions-<uid>``, private to this user);
+otherwise ``log_predictions`` returns at once.
 Settings are resolved once, in ``app.settings``.
 """
 
 from __future__ import annotations
 
-import atexit
 import hmac
 import logging
 import os
+import re
 import tempfile
-import threading
-import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,163 +32,20 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
+from app.audit import LABELS_DIR, PredictionLog, read_all, read_window
 from app.errors import error_payload
 from app.settings import SETTINGS
 from fraud.monitoring.config import SCORE, DriftConfig, DriftError, ProfileConfig
-from fraud.monitoring.drift import columns_from_records, drift_report, parse_log_lines
+from fraud.monitoring.drift import columns_from_records, drift_report
+from fraud.monitoring.performance import estimated, join, latest_labels, realized
 from fraud.monitoring.profile import check_profile
 from fraud.runtime.artifact import ArtifactError, read_profile
 
-LOG_SUFFIX = ".jsonl"
-FLUSH_BYTES = 64 * 1024
+#: What an audit line holds beside the validated request fields (``app.audit``).
+AUDIT_FIELDS = ("prediction_id", SCORE, "decision", "history_source")
 
 bp = Blueprint("monitoring", __name__)
 logger = logging.getLogger(__name__)
-
-
-class PredictionLog:
-    """Buffered, size-rotated JSON-lines log of one process, in a directory shared by all."""
-
-    def __init__(
-        self,
-        directory: Path,
-        fields: Iterable[str],
-        max_bytes: int,
-        max_files: int,
-        flush_seconds: float,
-    ) -> None:
-        self.directory = Path(directory)
-        self.fields = tuple(fields)
-        self.max_bytes = max_bytes
-        self.max_files = max_files
-        self.flush_seconds = flush_seconds
-        self._lock = threading.Lock()
-        self._buffer: list[bytes] = []
-        self._buffered = 0
-        self._last_flush = time.monotonic()
-        self._fd: int | None = None
-        self._pid = 0
-        self._path: Path | None = None
-        self._size = 0
-        atexit.register(self.close)
-
-    def write(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Buffer one line per record; flush when due. Never raises."""
-        fields = self.fields
-        now = round(time.time(), 3)
-        try:
-            data = b"".join(
-                orjson.dumps(
-                    {
-                        **{name: r[name] for name in fields if name in r},
-                        SCORE: r[SCORE],
-                        "logged_at": now,
-                    }
-                )
-                + b"\n"
-                for r in records
-            )
-        except (KeyError, TypeError, orjson.JSONEncodeError) as exc:
-            logger.warning("prediction log: record not logged: %s", exc)
-            return
-        with self._lock:
-            self._buffer.append(data)
-            self._buffered += len(data)
-            if (
-                self._buffered >= FLUSH_BYTES
-                or time.monotonic() - self._last_flush >= self.flush_seconds
-            ):
-                self._flush_locked()
-
-    def flush(self) -> None:
-        """Write buffered lines now. Never raises."""
-        with self._lock:
-            self._flush_locked()
-
-    def close(self) -> None:
-        """Flush and close this process's file."""
-        with self._lock:
-            self._flush_locked()
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
-
-    def _flush_locked(self) -> None:
-        self._last_flush = time.monotonic()
-        if not self._buffer:
-            return
-        data = b"".join(self._buffer)
-        self._buffer.clear()
-        self._buffered = 0
-        try:
-            if self._fd is None or self._pid != os.getpid() or self._size >= self.max_bytes:
-                self._fd = self._open_new()
-            os.write(self._fd, data)
-            self._size += len(data)
-        except OSError as exc:
-            logger.error("prediction log: %d bytes dropped: %s", len(data), exc)
-            self._size = self.max_bytes  # start a fresh file on the next flush
-
-    def _open_new(self) -> int:
-        """Start a new file (first write, new process, or rotation), prune old files; its fd."""
-        if self._fd is not None and self._pid == os.getpid():
-            fd, self._fd = self._fd, None
-            os.close(fd)
-        self._fd = None
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._pid = os.getpid()
-        self._path = self.directory / f"{time.time_ns():020d}-{self._pid}{LOG_SUFFIX}"
-        fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self._size = 0
-        self._prune()
-        return fd
-
-    def _prune(self) -> None:
-        """Delete the least recently written files beyond ``max_files`` (never our own)."""
-        files = []
-        for path in self.directory.glob(f"*{LOG_SUFFIX}"):
-            try:
-                files.append((path.stat().st_mtime, path.name, path))
-            except FileNotFoundError:
-                continue
-        files.sort(reverse=True)
-        for _, _, path in files[self.max_files :]:
-            if path != self._path:
-                path.unlink(missing_ok=True)
-
-
-def read_window(directory: Path, window: int) -> list[dict]:
-    """The ``window`` most recently logged records across every process's files, oldest first.
-
-    Files are read newest first; once ``window`` records are in hand, a file last written
-    before the oldest of them cannot hold a newer record, so reading stops there.
-    """
-    files = []
-    for path in Path(directory).glob(f"*{LOG_SUFFIX}"):
-        try:
-            files.append((path.stat().st_mtime, path.name, path))
-        except FileNotFoundError:
-            continue
-    files.sort(reverse=True)
-    parts: list[list[dict]] = []
-    count = 0
-    for mtime, _, path in files:
-        if count >= window:
-            newest = sorted(r.get("logged_at", 0.0) for part in parts for r in part)
-            cutoff = newest[-window]
-            if mtime < cutoff:
-                break
-        try:
-            with open(path, "rb") as fh:
-                part = parse_log_lines(fh)[0]
-        except FileNotFoundError:
-            continue
-        parts.append(part)
-        count += len(part)
-    # Oldest file first, then a stable sort by time: ties keep each file's own order.
-    records = [r for part in reversed(parts) for r in part]
-    records.sort(key=lambda r: r.get("logged_at", 0.0))
-    return records[-window:]
 
 
 @dataclass
@@ -268,17 +120,25 @@ def init_monitoring(app: Flask, manifest_path: Path, manifest: Mapping[str, Any]
     except ArtifactError as exc:
         profile = str(exc)
     directory = settings["PREDICTION_LOG_DIR"]
-    if directory is None and settings["MONITORING_TOKEN"]:
+    if directory is None and (settings["MONITORING_TOKEN"] or settings["FEEDBACK_TOKEN"]):
         directory = _private_directory(f"fraud-predictions-{os.getuid()}")
         settings["PREDICTION_LOG_DIR"] = directory
     log = None
     if directory is not None:
+        validate = getattr(app.extensions.get("fraud"), "validate", None)
+        inputs = list(getattr(validate, "fields", ()))
         log = PredictionLog(
             directory,
-            _logged_fields(profile),
+            [*AUDIT_FIELDS, *inputs, *_logged_fields(profile)],
             settings["PREDICTION_LOG_MAX_BYTES"],
             settings["PREDICTION_LOG_MAX_FILES"],
             settings["PREDICTION_LOG_FLUSH_SECONDS"],
+            required=(SCORE,),
+            constant={
+                "model_version": str(manifest.get("sha256", ""))[:12],
+                "model_sha256": manifest.get("sha256"),
+                "threshold": manifest.get("threshold"),
+            },
         )
     app.extensions["monitoring"] = Monitoring(
         settings, log, manifest.get("drift"), profile, manifest_path
@@ -287,7 +147,8 @@ def init_monitoring(app: Flask, manifest_path: Path, manifest: Mapping[str, Any]
 
 
 def log_predictions(app: Flask, records: list[dict]) -> None:
-    """Append scored records (validated request fields + fraud_probability); never raises."""
+    """Append scored records (``AUDIT_FIELDS`` and the validated request fields) to the audit
+    log; never raises."""
     monitoring = app.extensions.get("monitoring")
     if monitoring is not None and monitoring.log is not None and records:
         monitoring.log.write(records)
@@ -304,10 +165,8 @@ def _authorized(token: str) -> bool:
     )
 
 
-@bp.get("/monitoring/drift")
-def drift() -> tuple[Response, int]:
-    """The drift report of the most recent window of predictions across all workers."""
-    monitoring: Monitoring = current_app.extensions["monitoring"]
+def _check_token(monitoring: Monitoring) -> tuple[Response, int] | None:
+    """404 without MONITORING_TOKEN, 401 without it as the bearer token, else None."""
     token = monitoring.settings["MONITORING_TOKEN"]
     if not token:
         return _error(404, "not_found", "monitoring is disabled (no MONITORING_TOKEN)")
@@ -315,6 +174,16 @@ def drift() -> tuple[Response, int]:
         response, status = _error(401, "unauthorized", "a valid bearer token is required")
         response.headers["WWW-Authenticate"] = 'Bearer realm="monitoring"'
         return response, status
+    return None
+
+
+@bp.get("/monitoring/drift")
+def drift() -> tuple[Response, int]:
+    """The drift report of the most recent window of predictions across all workers."""
+    monitoring: Monitoring = current_app.extensions["monitoring"]
+    denied = _check_token(monitoring)
+    if denied is not None:
+        return denied
     try:
         profile, cfg = monitoring.reference()
     except ValueError as exc:
@@ -347,4 +216,85 @@ def drift() -> tuple[Response, int]:
     except DriftError as exc:
         logger.error("drift report failed: %s", exc)
         return _error(500, "drift_error", str(exc))
+    return jsonify(report), 200
+
+
+def _card_precision_k(manifest: Mapping[str, Any]) -> int:
+    """The k of the model's Card Precision@k (its test metric's name), else 100."""
+    for name in manifest.get("test_metrics") or {}:
+        match = re.fullmatch(r"card_precision_at_([1-9][0-9]*)", name)
+        if match:
+            return int(match.group(1))
+    return 100
+
+
+def performance_report(
+    monitoring: Monitoring, manifest: Mapping[str, Any], genuine_after_s: float | None
+) -> dict[str, Any]:
+    """Realized (feedback labels) and estimated (CBPE) performance of the latest
+    ``PERFORMANCE_WINDOW`` predictions of every worker (``fraud.monitoring.performance``)."""
+    if monitoring.log is not None:
+        monitoring.log.flush()
+    directory = monitoring.settings["PREDICTION_LOG_DIR"]
+    window = monitoring.settings["PERFORMANCE_WINDOW"]
+    records = read_window(directory, window) if directory is not None else []
+    labels = latest_labels(read_all(Path(directory) / LABELS_DIR)) if directory else {}
+    joined = join(records, labels, genuine_after_s)
+    threshold = joined.threshold if joined.threshold is not None else manifest.get("threshold")
+    k = _card_precision_k(manifest)
+    realized_metrics = realized(joined, k, threshold)
+    estimate = estimated(joined.scores, float(threshold)) if threshold is not None else {}
+    ece = (manifest.get("test_metrics") or {}).get("expected_calibration_error")
+    max_ece = monitoring.settings["CBPE_MAX_ECE"]
+    estimate["expected_calibration_error"] = ece
+    estimate["trusted"] = ece is not None and ece <= max_ece
+    estimate["why"] = (
+        f"the model's test expected calibration error {ece} is within CBPE_MAX_ECE {max_ece}"
+        if estimate["trusted"]
+        else f"calibration too poor to trust: the model's test expected calibration error is "
+        f"{ece} (CBPE_MAX_ECE {max_ece})"
+    )
+    return {
+        "source": f"the app's last {len(records):,} predictions (window {window:,}), "
+        f"{len(labels):,} labelled transactions",
+        "genuine_after_s": genuine_after_s,
+        "realized": realized_metrics,
+        "estimated": estimate,
+    }
+
+
+@bp.get("/monitoring/performance")
+def performance() -> tuple[Response, int]:
+    """Realized and estimated performance over the latest window of predictions.
+
+    ``?genuine_after_s=``: an unlabelled prediction scored longer ago than this (before the
+    newest one) counts as genuine; default the model's label delay; ``none``: never.
+    """
+    monitoring: Monitoring = current_app.extensions["monitoring"]
+    denied = _check_token(monitoring)
+    if denied is not None:
+        return denied
+    state = current_app.extensions.get("fraud")
+    manifest = getattr(state, "manifest", {})
+    raw = request.args.get("genuine_after_s")
+    if raw is None:
+        config = getattr(
+            getattr(getattr(state, "scorer", None), "artifact", None), "feature_state", None
+        )
+        delay = getattr(getattr(config, "config", None), "label_delay_days", None)
+        genuine_after_s = None if delay is None else float(delay) * 86_400
+    elif raw.lower() == "none":
+        genuine_after_s = None
+    else:
+        try:
+            genuine_after_s = float(raw)
+        except ValueError:
+            genuine_after_s = -1.0
+        if not (genuine_after_s >= 0 and genuine_after_s < float("inf")):
+            return _error(400, "bad_request", "genuine_after_s must be a number >= 0 or none")
+    report = performance_report(monitoring, manifest, genuine_after_s)
+    metrics = getattr(state, "metrics", None)
+    if metrics is not None:
+        metrics.observe_performance("realized", report["realized"])
+        metrics.observe_performance("estimated", report["estimated"])
     return jsonify(report), 200

@@ -262,6 +262,72 @@ def openapi_document(
                     },
                 }
             },
+            "/monitoring/performance": {
+                "get": {
+                    "summary": "Realized performance (audit log joined with feedback labels) "
+                    "and CBPE-estimated performance over the latest window of predictions",
+                    "security": [{"bearer": []}],
+                    "parameters": [
+                        {
+                            "name": "genuine_after_s",
+                            "in": "query",
+                            "required": False,
+                            "description": "unlabelled predictions scored longer ago than this "
+                            "count as genuine (default: the model's label delay; none: never)",
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": ok,
+                        "400": error("genuine_after_s is not a number >= 0 or none"),
+                        "401": error("Missing or wrong bearer token (MONITORING_TOKEN)"),
+                        "404": error("Monitoring is off: MONITORING_TOKEN is not set"),
+                    },
+                }
+            },
+            "/feedback": {
+                "post": {
+                    "summary": "Labels for scored transactions: one, or a batch as "
+                    '{"labels": [...]}; the last label (by labelled_at) wins',
+                    "security": [{"bearer": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "oneOf": [
+                                        {"$ref": "#/components/schemas/Label"},
+                                        {
+                                            "type": "object",
+                                            "required": ["labels"],
+                                            "properties": {
+                                                "labels": {
+                                                    "type": "array",
+                                                    "minItems": 1,
+                                                    "maxItems": max_batch,
+                                                    "items": {
+                                                        "$ref": "#/components/schemas/Label"
+                                                    },
+                                                }
+                                            },
+                                        },
+                                    ]
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": ok,
+                        "400": error("Malformed JSON"),
+                        "401": error("Missing or wrong bearer token (FEEDBACK_TOKEN)"),
+                        "404": error("Feedback is off, or (one label) an unknown transaction_id"),
+                        "413": error("Body or batch too large"),
+                        "415": error("Content-Type is not application/json"),
+                        "422": error("Invalid label"),
+                        "503": error("The online feature store cannot be used"),
+                    },
+                }
+            },
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": ok}}},
             "/docs": {
                 "get": {
@@ -285,6 +351,18 @@ def openapi_document(
                 "Transaction": transaction,
                 "Batch": batch,
                 "Prediction": _prediction_schema(),
+                "Label": {
+                    "type": "object",
+                    "required": ["transaction_id", "is_fraud"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "transaction_id": {"type": "string", "minLength": 1, "maxLength": 128},
+                        "is_fraud": {
+                            "oneOf": [{"type": "boolean"}, {"type": "integer", "enum": [0, 1]}]
+                        },
+                        "labelled_at": {"type": "string", "format": "date-time"},
+                    },
+                },
                 **_error_schemas(),
             },
         },

@@ -7,7 +7,7 @@ routing, hooks, response objects) costs more than scoring one transaction on a c
 done once, for both endpoints: the content type (415), the body's size, from Content-Length
 or a chunked stream (413 past ``MAX_PREDICT_LENGTH`` for one transaction, past
 ``MAX_CONTENT_LENGTH`` for a batch), JSON parsing (400, lone surrogates too), validation (422),
-the batch size (413 past ``MAX_BATCH``), scoring, the metrics and drift log, and the JSON
+the batch size (413 past ``MAX_BATCH``), scoring, the metrics and audit log, and the JSON
 answer or error (``app.errors``, the body every other route's errors have too). Every other
 route is Flask's; on these paths OPTIONS lists the methods and any other method gets a 405,
 as Flask would answer them.
@@ -162,20 +162,29 @@ def _record_scored(
     app: Flask,
     records: list[dict[str, Any]],
     results: list[dict[str, Any]],
-    history: list[dict[str, Any] | None] | None = None,
+    history: list[dict[str, Any] | None],
+    sources: list[str],
 ) -> None:
-    """Score metrics, and the drift-monitoring log when it is configured (with the history
-    the store computed, as if the client had sent it)."""
+    """Score metrics, and the audit log when it is configured (``app.audit``: the validated
+    request fields, with the history the store computed as if the client had sent it)."""
     app.extensions["fraud"].metrics.observe_scores(
         [r["fraud_probability"] for r in results], sum(bool(r["is_fraud"]) for r in results)
     )
     if app.extensions["monitoring"].log is not None:
-        extra = history or [None] * len(records)
         log_predictions(
             app,
             [
-                {**record, **(h or {}), "fraud_probability": result["fraud_probability"]}
-                for record, result, h in zip(records, results, extra, strict=True)
+                {
+                    "prediction_id": result["prediction_id"],
+                    **record,
+                    **(h or {}),
+                    "fraud_probability": result["fraud_probability"],
+                    "decision": "fraud" if result["is_fraud"] else "legit",
+                    "history_source": source,
+                }
+                for record, result, h, source in zip(
+                    records, results, history, sources, strict=True
+                )
             ],
         )
 
@@ -214,11 +223,15 @@ def _score(
             rows = _history_rows(sourced.columns, len(store_rows))
             history = dict(zip(store_rows, rows, strict=True))
     order = sorted(results)
+    ids = _prediction_ids(len(order))
+    for j, k in enumerate(order):
+        results[k]["prediction_id"] = ids[32 * j : 32 * j + 32]
     _record_scored(
         app,
         [records[k] for k in order],
         [results[k] for k in order],
         [history.get(k) for k in order],
+        [sourced.sources[k] for k in order],
     )
     for k in sourced.duplicates:
         results[k]["warnings"] = [*results[k]["warnings"], DUPLICATE_WARNING]
@@ -256,8 +269,9 @@ def score_one(app: Flask, body: Any, started: float) -> dict[str, Any]:
     results, refused, sources, history = _score(app, [record])
     if refused:
         raise ApiError(422, "validation_error", "invalid transaction", refused[0])
+    result = results[0]
     out = _answer(
-        app, results[0], record, warnings, now(), _prediction_ids(1), sources[0], history.get(0)
+        app, result, record, warnings, now(), result["prediction_id"], sources[0], history.get(0)
     )
     out["processing_time_ms"] = round((time.perf_counter() - started) * 1000, 3)
     return out
@@ -294,13 +308,12 @@ def score_batch(app: Flask, body: Any, started: float) -> dict[str, Any]:
         else:
             valid.append((i, record, warnings))
     scored, refused, sources, history = _score(app, [record for _, record, _ in valid])
-    answered, ids = now(), _prediction_ids(len(scored))
+    answered = now()
     n = 0
     for k, (i, record, warnings) in enumerate(valid):
         if k in refused:
             results[i] = {"index": i, "errors": refused[k]}
             continue
-        prediction_id = ids[32 * n : 32 * n + 32]
         n += 1
         results[i] = _answer(
             app,
@@ -308,7 +321,7 @@ def score_batch(app: Flask, body: Any, started: float) -> dict[str, Any]:
             record,
             warnings,
             answered,
-            prediction_id,
+            scored[k]["prediction_id"],
             sources[k],
             history.get(k),
             {"index": i},

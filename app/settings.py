@@ -30,13 +30,16 @@ SETTINGS: dict[str, tuple[Any, type]] = {
     "RISK_MEDIUM": (None, float),  # default: serving.risk_medium
     "RISK_HIGH": (None, float),  # default: serving.risk_high
     "TOP_REASONS": (None, int),  # default: serving.top_reasons
-    "MONITORING_TOKEN": (None, str),  # default: no drift endpoint
+    "MONITORING_TOKEN": (None, str),  # default: no drift or performance endpoint
+    "FEEDBACK_TOKEN": (None, str),  # default: no POST /feedback
     "API_KEYS": (None, str),  # name:sha256 entries (app.keys); default: open scoring endpoints
     "PREDICTION_LOG_DIR": (None, Path),  # default: no prediction log (unless a token is set)
     "PREDICTION_LOG_MAX_BYTES": (8 * 1024 * 1024, int),
     "PREDICTION_LOG_MAX_FILES": (16, int),
     "PREDICTION_LOG_FLUSH_SECONDS": (1.0, float),
     "MONITORING_WINDOW": (50_000, int),
+    "PERFORMANCE_WINDOW": (200_000, int),  # latest predictions /monitoring/performance reads
+    "CBPE_MAX_ECE": (0.01, float),  # trust estimated performance up to this test ECE
     # the online feature store: sqlite:///<path> (default; relative to the repository),
     # redis://... or rediss://... (several instances), none (history only from requests)
     "FEATURE_STORE_URL": (DEFAULT_URL, str),
@@ -58,6 +61,7 @@ POSITIVE = (
     "PREDICTION_LOG_MAX_BYTES",
     "PREDICTION_LOG_MAX_FILES",
     "MONITORING_WINDOW",
+    "PERFORMANCE_WINDOW",
 )
 
 

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Open (or update) the drift issue from a `make drift` report, with the GitHub CLI.
+"""Open (or update) the monitoring issue from `make drift` and `make performance` reports.
 
     python scripts/drift_issue.py --report reports/drift/drift_report.json \
-        --markdown reports/drift/drift_report.md --run-url "$RUN_URL"
+        --markdown reports/drift/drift_report.md --run-url "$RUN_URL" \
+        [--performance reports/drift/performance_report.json]
 
-No drift: prints the verdict and exits 0. Drift: makes sure the label exists, then comments on
-the open issue carrying the label, or opens one if there is none, so a daily check never
-piles up duplicates. The issue holds the timestamp, the run link, how to retrain and the
-report. A missing or unreadable report (the check itself failed) exits 2.
+No drift and no realized metric below its bound: prints the verdicts and exits 0. Otherwise:
+makes sure the label exists, then comments on the open issue carrying the label, or opens one
+if there is none, so a daily check never piles up duplicates. The issue holds the timestamp,
+the run link, how to retrain and both reports. A missing or unreadable drift report (the
+check itself failed) exits 2.
 Needs `gh` on PATH with GH_TOKEN (and GH_REPO outside a checkout).
 """
 
@@ -36,18 +38,37 @@ def gh(*args: str) -> str:
     return proc.stdout
 
 
-def issue_body(report: dict, markdown: str, run_url: str, env: str, now: datetime) -> str:
-    """The issue (or comment) text: when, where, why, how to retrain, then the report."""
+def issue_body(
+    report: dict,
+    markdown: str,
+    run_url: str,
+    env: str,
+    now: datetime,
+    performance: dict | None = None,
+    performance_md: str = "",
+) -> str:
+    """The issue (or comment) text: when, where, why, how to retrain, then the reports."""
     drifted = ", ".join(report.get("drifted_features", [])) or "none"
+    found = []
+    if report.get("verdict") == "drift":
+        found.append("Data drift")
+    if performance is not None and performance.get("verdict") == "below":
+        found.append("Realized performance below its bounds")
     header = "\n".join(
         [
-            f"**Data drift detected** at {now.strftime('%Y-%m-%d %H:%M UTC')}.",
+            f"**{' and '.join(found) or 'Monitoring'}** at {now.strftime('%Y-%m-%d %H:%M UTC')}.",
             "",
             f"- Run: {run_url or 'local run'}",
             f"- Source: {report.get('source', 'unknown')}",
             f"- Drifted features: {drifted}",
             f"- Model score: {report.get('score', {}).get('verdict', 'n/a')}",
             *(f"- {reason}" for reason in report.get("reasons", [])),
+            *(
+                [f"- Realized performance: {performance.get('verdict')}"]
+                + [f"- {reason}" for reason in performance.get("reasons", [])]
+                if performance is not None
+                else []
+            ),
             "",
             "### How to retrain",
             "",
@@ -61,6 +82,7 @@ def issue_body(report: dict, markdown: str, run_url: str, env: str, now: datetim
         ]
     )
     room = MAX_BODY - len(header)
+    markdown = performance_md + "\n" + markdown if performance_md else markdown
     if len(markdown) > room:
         markdown = markdown[: room - 200] + "\n\n_(report truncated; see the run's artifacts)_\n"
     return header + markdown
@@ -74,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--label", default="drift")
     ap.add_argument("--run-url", default="")
     ap.add_argument("--env", default="production", help="environment to retrain")
+    ap.add_argument("--performance", type=Path, help="performance_report.json (and its .md)")
     args = ap.parse_args(argv)
     try:
         report = json.loads(args.report.read_text())
@@ -81,14 +104,25 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: no drift report to act on ({exc}); see the drift step", file=sys.stderr)
         return 2
+    performance, performance_md = None, ""
+    if args.performance is not None:
+        try:
+            performance = json.loads(args.performance.read_text())
+            performance_md = args.performance.with_suffix(".md").read_text()
+        except (OSError, ValueError) as exc:
+            print(f"::warning::no performance report ({exc}); drift only")
     verdict = report.get("verdict")
-    if verdict != "drift":
+    realized = performance.get("verdict") if performance is not None else None
+    if realized == "insufficient_data":
+        print(f"::warning::performance check had too few labels: {performance.get('reasons')}")
+    if verdict != "drift" and realized != "below":
         if verdict == "insufficient_data":
             print(f"::warning::drift check had too little data: {report.get('reasons')}")
-        print(f"drift verdict: {verdict}; no issue filed")
+        print(f"drift verdict: {verdict}; no issue filed (performance verdict: {realized})")
         return 0
 
-    body = issue_body(report, markdown, args.run_url, args.env, datetime.now(UTC))
+    now = datetime.now(UTC)
+    body = issue_body(report, markdown, args.run_url, args.env, now, performance, performance_md)
     with tempfile.NamedTemporaryFile("w", suffix=".md", delete=False) as fh:
         fh.write(body)
     body_file = fh.name
@@ -101,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             gh("issue", "comment", number, "--body-file", body_file)
             print(f"drift: commented on issue #{number}")
         else:
-            title = f"Data drift detected ({datetime.now(UTC):%Y-%m-%d})"
+            what = "Data drift" if verdict == "drift" else "Model performance below bounds"
+            title = f"{what} detected ({now:%Y-%m-%d})"
             create = ("--title", title, "--label", args.label, "--body-file", body_file)
             url = gh("issue", "create", *create).strip()
             print(f"drift: opened {url}")

@@ -19,6 +19,7 @@ from fraud.model.gate import GateConfig
 from fraud.model.metrics import EvaluateConfig
 from fraud.model.train import TrainConfig, parse_model_config
 from fraud.monitoring.config import DriftConfig, ProfileConfig
+from fraud.monitoring.performance import PerformanceConfig
 from fraud.runtime.scoring import ServingConfig
 
 SCHEMAS: dict[str, type] = {
@@ -31,6 +32,7 @@ SCHEMAS: dict[str, type] = {
     "deploy": DeployConfig,
     "drift_profile": ProfileConfig,
     "drift": DriftConfig,
+    "performance": PerformanceConfig,
     "serving": ServingConfig,
     "paths": PathsConfig,
     "compute": ComputeConfig,

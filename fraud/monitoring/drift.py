@@ -18,13 +18,13 @@ needed, so a serving process pays for it only when a report is computed).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 
 from fraud.monitoring.config import (
     CATEGORICAL,
@@ -262,7 +262,7 @@ def parse_log_lines(lines: Iterable[bytes]) -> tuple[list[dict], int]:
             skipped += bool(line.strip())
             continue
         try:
-            record = json.loads(line)
+            record = orjson.loads(line)
         except ValueError:
             skipped += 1
             continue

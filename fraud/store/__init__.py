@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from fraud.store.errors import StoreUnavailableError
+from fraud.store.labels import Labels, label_keys, relabel
 from fraud.store.layout import BASE_PART, EVENT, EVENTS_PART, Batch, Result, event_id
 from fraud.store.online import OnlineFeatures
 
@@ -87,6 +88,21 @@ class OnlineStore:
             self.features.keys(batch),
             lambda loaded: self.features.compute(loaded, batch),
             optimistic=len(batch) <= OPTIMISTIC_BATCH,
+        )
+
+    def label(self, labels: Labels) -> np.ndarray:
+        """Set late-arriving labels on the stored events of their transactions
+        (``fraud.store.labels``), atomically; per label, whether a stored event was found.
+
+        Raises StoreUnavailableError when the backend cannot be used (nothing is changed).
+        """
+        keys = label_keys(self.features, labels)
+        if not keys:
+            return np.zeros(len(labels), dtype=bool)
+        return self.backend.transact(
+            keys,
+            lambda loaded: relabel(self.features, loaded, labels),
+            optimistic=len(labels) <= OPTIMISTIC_BATCH,
         )
 
     def ping(self) -> None:

@@ -201,3 +201,35 @@ def test_workflow_steps_call_make_drift_and_the_issue_script(workflow: dict) -> 
     assert "--run-url" in issue["run"]
     script = issue["run"].split()[1]
     assert (REPO / script).is_file()
+
+
+def test_performance_below_its_bounds_files_the_issue_without_drift(
+    tmp_path: Path, gh_state: Path
+) -> None:
+    report, md = write_report(tmp_path, "none")
+    performance = tmp_path / "performance_report.json"
+    performance.write_text(
+        json.dumps({"verdict": "below", "reasons": ["recall 0.3100 is below 0.5"]})
+    )
+    performance.with_suffix(".md").write_text("## Realized performance\n\n| recall | 0.31 |\n")
+    proc = run_script(gh_state, "--report", report, "--markdown", md, "--performance", performance)
+    assert proc.returncode == 0, proc.stderr
+    create = calls(gh_state)[2]
+    assert create["args"][create["args"].index("--title") + 1].startswith(
+        "Model performance below bounds detected ("
+    )
+    assert "Realized performance below its bounds" in create["body"]
+    assert "recall 0.3100 is below 0.5" in create["body"]
+    assert "| recall | 0.31 |" in create["body"]
+    assert "| amount | 0.4356 |" in create["body"]  # the drift report too
+
+
+def test_performance_ok_and_no_drift_files_nothing(tmp_path: Path, gh_state: Path) -> None:
+    report, md = write_report(tmp_path, "none")
+    performance = tmp_path / "performance_report.json"
+    performance.write_text(json.dumps({"verdict": "ok", "reasons": []}))
+    performance.with_suffix(".md").write_text("ok\n")
+    proc = run_script(gh_state, "--report", report, "--markdown", md, "--performance", performance)
+    assert proc.returncode == 0
+    assert "no issue filed (performance verdict: ok)" in proc.stdout
+    assert calls(gh_state) == []

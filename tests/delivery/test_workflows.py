@@ -47,6 +47,7 @@ COMMAND_TESTS = {
     ),
     "make test-image": "test_test_image_runs_the_image_tests_alone",
     'make retrain ENV="$ENVIRONMENT"': "test_retrain_then_commit_end_to_end",
+    "make report": "test_retrain_then_commit_end_to_end (after the failed gate)",
     "make baseline": (
         "tests/pipeline/test_stages.py::test_baseline_records_the_served_production_metrics"
     ),
@@ -475,12 +476,14 @@ def test_retrain_steps_gate_then_baseline_then_commit_then_release() -> None:
         ["make", "baseline"],
         ["scripts/commit_model.sh", '"$ENVIRONMENT"'],
         ["scripts/create_release.sh", '"$ENVIRONMENT"'],
+        ["make", "report"],
     ]
     assert steps[1]["if"] == "inputs.environment == 'production'"
     assert steps[2]["id"] == "commit"
     assert "inputs.create_release" in steps[3]["if"]
     assert "steps.commit.outputs.committed == 'true'" in steps[3]["if"]
     assert steps[3]["env"]["TARGET_SHA"] == "${{ steps.commit.outputs.sha }}"
+    assert steps[4]["if"] == "${{ !cancelled() }}"  # a failed gate's report is kept too
     assert job["env"]["RUN_URL"].endswith("/actions/runs/${{ github.run_id }}")
 
 
@@ -550,3 +553,7 @@ def test_retrain_then_commit_end_to_end(tmp_path: Path) -> None:
     proc = run(["scripts/commit_model.sh", "development"], repo, check=False)
     assert proc.returncode == 1
     assert run(["git", "rev-parse", "refs/heads/develop"], origin).stdout.strip() == head
+    # The report step still runs: its page shows the failed gate.
+    shell("make -o .venv/.installed report", repo, env)
+    page = (repo / "reports/index.html").read_text(encoding="utf8")
+    assert 'id="gate-verdict">gate FAILED' in page

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -105,3 +106,18 @@ def test_chromium_renders_the_page_offline(report: Path, tmp_path: Path) -> None
         assert label in dom, label
     assert "Calibration: bins fixed around the threshold" in dom
     assert 'id="gate-verdict"' in dom
+
+
+def test_dvc_plots_page_renders_offline_from_the_vendored_renderer(tmp_path: Path) -> None:
+    """`dvc plots show` uses .dvc/plots/offline.html: no CDN script, and with no network a real
+    Chromium draws every plot dvc.yaml declares (vega-embed adds one canvas per plot)."""
+    out = tmp_path / "plots"
+    dvc = Path(sys.executable).with_name("dvc")
+    subprocess.run([dvc, "plots", "show", "-o", out], cwd=REPO, check=True, capture_output=True)
+    page = (out / "index.html").read_text(encoding="utf8")
+    assert "<script src=" not in page
+    assert "cdn.jsdelivr" not in page
+    declared = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf8"))["plots"]
+    dom = open_page((out / "index.html").as_uri(), tmp_path / "profile", wait_ms=2000)
+    drawn = re.findall(r'<canvas [^>]*class="marks"', dom)
+    assert len(drawn) == len(declared), dom[-2000:]

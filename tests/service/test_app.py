@@ -700,12 +700,16 @@ def test_env_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_scored_requests_reach_the_drift_window(tmp_path: Path) -> None:
-    """Wiring: /predict and /predict/batch log what they scored; the endpoint reports on it."""
+    """Wiring: /predict and /predict/batch write what they scored to the audit log (one line
+    per answer, with its prediction id); the drift endpoint reports on it."""
     app = create_app({"MONITORING_TOKEN": "s3cret", "PREDICTION_LOG_DIR": str(tmp_path)})
     client = app.test_client()
-    assert client.post("/predict", json=VALID).status_code == 200
+    one = client.post("/predict", json=VALID)
+    assert one.status_code == 200
     batch = {"transactions": [VALID, {"amount": -1}, dict(VALID, amount=12.5)]}
-    assert client.post("/predict/batch", json=batch).get_json()["n_scored"] == 2
+    scored = client.post("/predict/batch", json=batch).get_json()
+    assert scored["n_scored"] == 2
+    answers = [one.get_json(), scored["results"][0], scored["results"][2]]
     assert client.get("/monitoring/drift").status_code == 401
     response = client.get("/monitoring/drift", headers={"Authorization": "Bearer s3cret"})
     report = response.get_json()
@@ -716,7 +720,18 @@ def test_scored_requests_reach_the_drift_window(tmp_path: Path) -> None:
         json.loads(line) for f in tmp_path.glob("*.jsonl") for line in f.read_text().splitlines()
     ]
     assert sorted(line["amount"] for line in lines) == [12.5, VALID["amount"], VALID["amount"]]
-    assert all("user_id" not in line for line in lines)
+    manifest = app.extensions["fraud"].manifest
+    by_id = {line["prediction_id"]: line for line in lines}
+    assert set(by_id) == {a["prediction_id"] for a in answers}
+    for answer in answers:
+        line = by_id[answer["prediction_id"]]
+        assert line["fraud_probability"] == answer["fraud_probability"]
+        assert line["decision"] == ("fraud" if answer["is_fraud"] else "legit")
+        assert line["user_id"] == VALID["user_id"]  # the raw request fields
+        assert line["model_sha256"] == manifest["sha256"]
+        assert line["model_version"] == answer["model_version"]
+        assert line["threshold"] == manifest["threshold"]
+        assert line["history_source"] == answer["history_source"]
 
 
 def test_scoring_errors_have_the_body_of_flasks_errors(client: FlaskClient) -> None:

@@ -139,6 +139,29 @@ def test_model_metadata_lists_fields_features_and_outputs(client: FlaskClient, a
 
 
 @pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", f"/v2/models/{MODEL_NAME}/infer", 405),
+        ("POST", "/v2/health/live", 405),
+        ("GET", "/v2/no/such/route", 404),
+        ("DELETE", "/v2", 405),
+    ],
+)
+def test_routing_errors_under_v2_have_the_v2_shape(
+    client: FlaskClient, method: str, path: str, status: int
+) -> None:
+    response = client.open(path, method=method)
+    assert response.status_code == status
+    body = response.get_json()
+    assert list(body) == ["error"]
+    assert isinstance(body["error"], str)
+    assert body["error"]
+    if status == 405:
+        assert response.headers["Allow"]
+    assert set(client.get("/no/such/route").get_json()) == {"error", "message"}  # native
+
+
+@pytest.mark.parametrize(
     "path",
     [
         "/v2/models/other",

@@ -1,0 +1,229 @@
+"""The audit log: every scored transaction, one JSON line each, bounded and rotated; and the
+label log beside it (``POST /feedback``). Drift, realized performance, the export for
+retraining and /feedback all read these files, in this one format.
+
+A prediction line holds ``prediction_id``, the validated request fields (the raw transaction:
+``transaction_id``, ``timestamp``, ids, amount, categories; history fields when the client sent
+them, plus the monitored ones the store computed), ``fraud_probability``, ``decision``
+(``fraud`` / ``legit``), ``history_source``, ``logged_at`` (when it was scored, epoch seconds)
+and the served model's ``model_version``, ``model_sha256`` and ``threshold``. A label line
+(in the ``labels/`` subdirectory) holds ``transaction_id``, ``is_fraud``, ``labelled_at`` and
+``logged_at`` (when it was received).
+
+Lines are buffered in memory and written as whole lines at most every ``flush_seconds`` (or
+64 KiB), so workers never interleave partial lines and the hot path costs a few microseconds.
+A file rotates at ``max_bytes``; a directory keeps the ``max_files`` most recently written
+files, so disk use is bounded. An I/O error is logged and the records dropped: the log never
+breaks scoring.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from fraud.monitoring.drift import parse_log_lines
+
+LOG_SUFFIX = ".jsonl"
+LABELS_DIR = "labels"
+FLUSH_BYTES = 64 * 1024
+
+logger = logging.getLogger(__name__)
+
+
+class PredictionLog:
+    """Buffered, size-rotated JSON-lines log of one process, in a directory shared by all.
+
+    ``fields``: the record keys written (None: all); ``required``: keys a record must have;
+    ``constant``: fields every line carries (the served model's).
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        fields: Iterable[str] | None,
+        max_bytes: int,
+        max_files: int,
+        flush_seconds: float,
+        required: Iterable[str] = (),
+        constant: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.fields = None if fields is None else tuple(dict.fromkeys(fields))
+        self.required = tuple(required)
+        self.max_bytes = max_bytes
+        self.max_files = max_files
+        self.flush_seconds = flush_seconds
+        self._tail = b"," + orjson.dumps(dict(constant))[1:] if constant else b"}"
+        self._lock = threading.Lock()
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._last_flush = time.monotonic()
+        self._fd: int | None = None
+        self._pid = 0
+        self._path: Path | None = None
+        self._size = 0
+        atexit.register(self.close)
+
+    def write(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Buffer one line per record; flush when due. Never raises."""
+        fields, tail = self.fields, self._tail + b"\n"
+        now = round(time.time(), 3)
+        try:
+            lines = []
+            for r in records:
+                missing = [name for name in self.required if name not in r]
+                if missing:
+                    raise KeyError(missing[0])
+                line = (
+                    {name: r[name] for name in fields if name in r}
+                    if fields is not None
+                    else dict(r)
+                )
+                line["logged_at"] = now
+                lines.append(orjson.dumps(line)[:-1] + tail)
+            data = b"".join(lines)
+        except (KeyError, TypeError, orjson.JSONEncodeError) as exc:
+            logger.warning("prediction log: record not logged: %s", exc)
+            return
+        with self._lock:
+            self._buffer.append(data)
+            self._buffered += len(data)
+            if (
+                self._buffered >= FLUSH_BYTES
+                or time.monotonic() - self._last_flush >= self.flush_seconds
+            ):
+                self._flush_locked()
+
+    def flush(self) -> None:
+        """Write buffered lines now. Never raises."""
+        with self._lock:
+            self._flush_locked()
+
+    def close(self) -> None:
+        """Flush and close this process's file."""
+        with self._lock:
+            self._flush_locked()
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def _flush_locked(self) -> None:
+        self._last_flush = time.monotonic()
+        if not self._buffer:
+            return
+        data = b"".join(self._buffer)
+        self._buffer.clear()
+        self._buffered = 0
+        try:
+            if self._fd is None or self._pid != os.getpid() or self._size >= self.max_bytes:
+                self._fd = self._open_new()
+            os.write(self._fd, data)
+            self._size += len(data)
+        except OSError as exc:
+            logger.error("prediction log: %d bytes dropped: %s", len(data), exc)
+            self._size = self.max_bytes  # start a fresh file on the next flush
+
+    def _open_new(self) -> int:
+        """Start a new file (first write, new process, or rotation), prune old files; its fd."""
+        if self._fd is not None and self._pid == os.getpid():
+            fd, self._fd = self._fd, None
+            os.close(fd)
+        self._fd = None
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._pid = os.getpid()
+        self._path = self.directory / f"{time.time_ns():020d}-{self._pid}{LOG_SUFFIX}"
+        fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._size = 0
+        self._prune()
+        return fd
+
+    def _prune(self) -> None:
+        """Delete the least recently written files beyond ``max_files`` (never our own)."""
+        for _, _, path in _files(self.directory)[self.max_files :]:
+            if path != self._path:
+                path.unlink(missing_ok=True)
+
+
+def _files(directory: Path) -> list[tuple[float, str, Path]]:
+    """(mtime, name, path) of the log files of ``directory``, most recently written first."""
+    files = []
+    for path in Path(directory).glob(f"*{LOG_SUFFIX}"):
+        try:
+            files.append((path.stat().st_mtime, path.name, path))
+        except FileNotFoundError:
+            continue
+    files.sort(reverse=True)
+    return files
+
+
+def read_window(directory: Path, window: int) -> list[dict]:
+    """The ``window`` most recently logged records across every process's files, oldest first.
+
+    Files are read newest first; once ``window`` records are in hand, a file last written
+    before the oldest of them cannot hold a newer record, so reading stops there.
+    """
+    parts: list[list[dict]] = []
+    count = 0
+    for mtime, _, path in _files(directory):
+        if count >= window:
+            newest = sorted(r.get("logged_at", 0.0) for part in parts for r in part)
+            cutoff = newest[-window]
+            if mtime < cutoff:
+                break
+        try:
+            with open(path, "rb") as fh:
+                part = parse_log_lines(fh)[0]
+        except FileNotFoundError:
+            continue
+        parts.append(part)
+        count += len(part)
+    # Oldest file first, then a stable sort by time: ties keep each file's own order.
+    records = [r for part in reversed(parts) for r in part]
+    records.sort(key=lambda r: r.get("logged_at", 0.0))
+    return records[-window:]
+
+
+def read_all(directory: Path) -> list[dict]:
+    """Every record of ``directory``'s log files (none if it does not exist), oldest first."""
+    return read_window(directory, 1 << 62) if Path(directory).is_dir() else []
+
+
+class LogTail:
+    """Reads the lines added to a directory's log files since the last call (every
+    process's; whole lines only; files pruned meanwhile are forgotten)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self._offsets: dict[str, int] = {}
+
+    def read_new(self) -> list[dict]:
+        """The records written since the previous call, file by file in name (creation)
+        order."""
+        out: list[dict] = []
+        present = sorted(p for p in self.directory.glob(f"*{LOG_SUFFIX}"))
+        names = {p.name for p in present}
+        for name in list(self._offsets):
+            if name not in names:
+                del self._offsets[name]
+        for path in present:
+            offset = self._offsets.get(path.name, 0)
+            try:
+                with open(path, "rb") as fh:
+                    fh.seek(offset)
+                    data = fh.read()
+            except FileNotFoundError:
+                continue
+            end = data.rfind(b"\n") + 1
+            if end:
+                out += parse_log_lines(data[:end].splitlines(keepends=True))[0]
+                self._offsets[path.name] = offset + end
+        return out
