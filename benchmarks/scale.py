@@ -19,7 +19,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from benchmarks.pipeline import compose, measured, write
@@ -106,7 +105,7 @@ def run_size(repo: Path, rows: int, engine: list[str], workers: list[int]) -> di
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 3_000_000, 10_000_000])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[1_000_000, 3_000_000, 10_000_000])
     ap.add_argument("--local", type=int, nargs="*", default=[10_000_000])
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks/results")
     args = ap.parse_args(argv)
@@ -114,19 +113,19 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {"workers": WORKERS, "threads_per_worker": 1, "dask": [], "local": []}
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         repo = copy_repo(Path(tmp) / "repo")
-        address, procs = start_cluster(Path(tmp), repo)
-        try:
-            workers = [p.pid for p in procs[1:]]
-            engine = ["compute=dask", f"compute.address={address}"]
-            for rows in args.sizes:
-                result["dask"].append(run_size(repo, rows, engine, workers))
-                write(result, args.out / "scale.json")
-        finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                proc.wait(timeout=30)
-        time.sleep(1)
+        if args.sizes:
+            address, procs = start_cluster(Path(tmp), repo)
+            try:
+                workers = [p.pid for p in procs[1:]]
+                engine = ["compute=dask", f"compute.address={address}"]
+                for rows in args.sizes:
+                    result["dask"].append(run_size(repo, rows, engine, workers))
+                    write(result, args.out / "scale.json")
+            finally:
+                for proc in procs:
+                    proc.terminate()
+                for proc in procs:
+                    proc.wait(timeout=30)
         for rows in args.local:
             result["local"].append(run_size(repo, rows, ["compute=local"], []))
             write(result, args.out / "scale.json")

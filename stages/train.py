@@ -60,10 +60,16 @@ def fit_local(
 
 
 def fit_dask(
-    args: Any, names: list[str], model_cfg: Any, train_cfg: TrainConfig, seed: int, cfg: Any
+    args: Any,
+    names: list[str],
+    model_cfg: Any,
+    train_cfg: TrainConfig,
+    seed: int,
+    cfg: ComputeConfig,
+    watched: set[str],
 ) -> tuple[Runtime, dict[str, Any], np.ndarray, np.ndarray, np.ndarray, pd.DataFrame, dict]:
     """``fit_local`` on the cluster (labels and scores gathered; of the raw train rows only
-    the fields the drift profile watches), plus the engine's record."""
+    the ``watched`` fields, which the drift profile needs), plus the engine's record."""
     from fraud.cluster.engine import cluster, record
     from fraud.cluster.training import SCORE, fit_xgboost, scores
 
@@ -73,8 +79,6 @@ def fit_dask(
         scored = scores(valid, model, names)
         y_train = train[schema.LABEL].compute().to_numpy(dtype="int64")
         raw = read_dataset(args.raw_train)
-        params = load_params(["drift_profile"], args.params)["drift_profile"]
-        watched = {*params.get("numeric", []), *params.get("categorical", [])}
         raw = raw[[c for c in raw.columns if c in watched]].compute()
         y_valid = scored[schema.LABEL].to_numpy(dtype="int64")
         return (
@@ -113,8 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     names = state.feature_names
     if compute.distributed:
         model, fit_info, y_train, y_valid, valid_scores, raw, engine = fit_dask(
-            args, names, model_cfg, train_cfg, base.seed, compute
-        )
+            args, names, model_cfg, train_cfg, base.seed, compute,
+            {*profile_cfg.numeric, *profile_cfg.categorical},
+        )  # fmt: skip
     else:
         model, fit_info, y_train, y_valid, valid_scores, raw = fit_local(
             args, names, model_cfg, train_cfg, base.seed
