@@ -11,7 +11,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 ENV ?= $(shell sed -n 's/^  env: *//p' params.yaml 2>/dev/null | head -n1)
 ARGS ?=
 
-.PHONY: help venv params repro retrain report serve materialize drift performance score system-deps test test-fast lint format bench-pipeline bench-models bench-serve bench-peer bench-score bench-audit baseline clean
+.PHONY: help venv params repro retrain report serve materialize drift performance score system-deps test test-fast lint format bench-pipeline bench-models bench-serve bench-peer bench-score bench-audit bench-scale baseline clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -93,6 +93,9 @@ bench-peer: venv ## Ours beside MLServer 1.7 (mlserver-xgboost, own venv) on the
 
 bench-score: venv ## Benchmark make score on 1M transactions, CSV and Parquet (JSON in benchmarks/results/)
 	$(BIN)/python -m benchmarks.score
+
+bench-scale: venv ## Benchmark compute=dask at 1M, 3M, 10M transactions on a real local cluster (JSON in benchmarks/results/)
+	$(BIN)/python -m benchmarks.scale
 
 baseline: venv ## Record the served production model's test metrics as the gate's baseline
 	$(BIN)/python -m stages.baseline

@@ -66,3 +66,17 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def sha256_path(path: Path) -> str:
+    """``sha256_file`` of a file; of a directory (a partitioned dataset), the sha256 of its
+    files' relative names and hashes, in name order."""
+    path = Path(path)
+    if not path.is_dir():
+        return sha256_file(path)
+    listing = "".join(
+        f"{f.relative_to(path).as_posix()}\0{sha256_file(f)}\n"
+        for f in sorted(path.rglob("*"))
+        if f.is_file()
+    )
+    return sha256_bytes(listing.encode())

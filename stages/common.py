@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,42 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
     buffer = io.BytesIO()
     df.to_parquet(buffer, index=False)
     atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def read_dataset(path: Path, columns: list[str] | None = None) -> Any:
+    """A lazy Dask frame of a parquet file or a partitioned dataset (a directory of them)."""
+    import dask.dataframe as dd
+
+    if not Path(path).exists():
+        raise FileNotFoundError(f"input not found: {path}")
+    return dd.read_parquet(str(path), columns=columns)
+
+
+def write_datasets(frames: Mapping[Path, Any]) -> None:
+    """Compute lazy Dask frames together (shared work done once) into partitioned parquet
+    datasets, each written to a temporary directory beside its path and then swapped in:
+    a failed run leaves the previous outputs (files or directories) whole."""
+    import dask
+
+    staged: dict[Path, Path] = {}
+    try:
+        writes = []
+        for path, frame in frames.items():
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staged[path] = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+            writes.append(frame.to_parquet(str(staged[path]), write_index=False, compute=False))
+        dask.compute(*writes)
+        for path, tmp in staged.items():
+            tmp.chmod(0o755)
+            old = path.with_name(f".{path.name}.old")
+            if path.exists() or path.is_symlink():
+                path.rename(old)
+            tmp.rename(path)
+            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+    finally:
+        for tmp in staged.values():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_columns(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fraud.cluster.config import ComputeConfig
 from fraud.config import BaseConfig, ConfigError, DeployConfig, PathsConfig, parse_checked
 from fraud.data.split import parse_split_config
 from fraud.data.synthetic.config import DataConfig
@@ -34,6 +35,7 @@ SCHEMAS: dict[str, type] = {
     "performance": PerformanceConfig,
     "serving": ServingConfig,
     "paths": PathsConfig,
+    "compute": ComputeConfig,
 }
 
 
@@ -57,6 +59,11 @@ def validate_params(params: Mapping[str, Any]) -> None:
             f"features.label_delay_days ({features.label_delay_days}) is shorter than "
             f"split.label_delay_days ({split_delay}): the risk features of the first test days "
             "would use labels the split says are not known yet; set them equal"
+        )
+    if parsed["compute"].distributed and model.name != "xgboost":
+        raise ConfigError(
+            f"invalid config 'compute': compute=dask trains XGBoost (xgboost.dask); "
+            f"model={model.name} runs with compute=local"
         )
     constrained = getattr(model, "monotone_constraints", {})
     unknown = sorted(set(constrained) - set(features.all_feature_names()))

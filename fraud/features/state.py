@@ -140,40 +140,88 @@ def fit_state(df: pd.DataFrame, cfg: FeatureConfig) -> FeatureState:
     Categories seen fewer than ``min_category_count`` times go to the unknown bucket (index 0),
     whose rate is the global train fraud rate.
     """
+    return state_from_counts(train_counts(df), cfg)
+
+
+#: What ``fit_state`` needs of the train rows, in a form whose parts add up (``merge_counts``):
+#: the Dask engine counts each partition and merges them into the same numbers.
+Counts = dict[str, Any]
+
+
+def train_counts(df: pd.DataFrame) -> Counts:
+    """Rows, frauds, (seen, frauds) per value of each categorical input, and the time span."""
     import pandas as pd
 
-    cfg.check()
-    inputs = present_inputs(df.columns)
-    categorical = categorical_inputs(inputs)
     _require_columns(df, [schema.LABEL], "fit_state")
-    if len(df) == 0:
-        raise ValueError("fit_state: the training frame is empty")
     label = df[schema.LABEL]
     if label.isna().any() or not label.isin([0, 1]).all():
         raise ValueError(f"fit_state: {schema.LABEL} must be 0/1 with no missing values")
     y = label.to_numpy(dtype=np.float64)
-    prior = float(y.mean())
-    smoothing = float(cfg.category_smoothing)
-    vocabularies: dict[str, list[str]] = {}
-    rates: dict[str, list[float]] = {}
-    counts: dict[str, list[int]] = {}
-    for col in categorical:
+    inputs = present_inputs(df.columns)
+    categories: dict[str, dict[str, tuple[int, float]]] = {}
+    for col in categorical_inputs(inputs):
         codes, uniques = pd.factorize(df[col])
         valid = codes >= 0
         n_seen = np.bincount(codes[valid], minlength=len(uniques))
         n_fraud = np.bincount(codes[valid], weights=y[valid], minlength=len(uniques))
-        stats: dict[str, tuple[int, float]] = {}
-        for value, seen, fraud in zip(uniques, n_seen, n_fraud, strict=True):
+        for value in uniques:
             if not isinstance(value, str):
                 raise ValueError(f"fit_state: {col} has a non-string value {value!r}")
-            if seen >= cfg.min_category_count and value != UNKNOWN:
-                stats[value] = (int(seen), float(fraud))
+        categories[col] = {
+            v: (int(s), float(f)) for v, s, f in zip(uniques, n_seen, n_fraud, strict=True)
+        }
+    return {
+        "rows": len(df),
+        "frauds": float(y.sum()),
+        "inputs": inputs,
+        "categories": categories,
+        "period": _period(df),
+    }
+
+
+def merge_counts(a: Counts, b: Counts) -> Counts:
+    """The counts of two disjoint sets of train rows with the same columns, added up."""
+    categories = {}
+    for col, left in a["categories"].items():
+        merged = dict(left)
+        for value, (seen, fraud) in b["categories"][col].items():
+            was = merged.get(value, (0, 0.0))
+            merged[value] = (was[0] + seen, was[1] + fraud)
+        categories[col] = merged
+    spans = [p for p in (a["period"], b["period"]) if p is not None]
+    period = (min(p[0] for p in spans), max(p[1] for p in spans)) if spans else None
+    return {
+        "rows": a["rows"] + b["rows"],
+        "frauds": a["frauds"] + b["frauds"],
+        "inputs": a["inputs"],
+        "categories": categories,
+        "period": period,
+    }
+
+
+def state_from_counts(counts: Counts, cfg: FeatureConfig) -> FeatureState:
+    """The fitted state from ``train_counts`` (of all train rows, merged)."""
+    cfg.check()
+    if counts["rows"] == 0:
+        raise ValueError("fit_state: the training frame is empty")
+    inputs, rows = counts["inputs"], counts["rows"]
+    prior = counts["frauds"] / rows
+    smoothing = float(cfg.category_smoothing)
+    vocabularies: dict[str, list[str]] = {}
+    rates: dict[str, list[float]] = {}
+    category_counts: dict[str, list[int]] = {}
+    for col, seen_fraud in counts["categories"].items():
+        stats = {
+            value: pair
+            for value, pair in seen_fraud.items()
+            if pair[0] >= cfg.min_category_count and value != UNKNOWN
+        }
         vocab = sorted(stats)
         vocabularies[col] = [UNKNOWN, *vocab]
         rates[col] = [prior] + [
             (stats[v][1] + smoothing * prior) / (stats[v][0] + smoothing) for v in vocab
         ]
-        counts[col] = [int(len(df) - sum(s for s, _ in stats.values()))] + [
+        category_counts[col] = [int(rows - sum(s for s, _ in stats.values()))] + [
             stats[v][0] for v in vocab
         ]
     return FeatureState(
@@ -181,12 +229,12 @@ def fit_state(df: pd.DataFrame, cfg: FeatureConfig) -> FeatureState:
         feature_names=cfg.feature_names(inputs),
         vocabularies=vocabularies,
         category_fraud_rates=rates,
-        category_counts=counts,
+        category_counts=category_counts,
         fraud_prior=prior,
-        n_train=len(df),
+        n_train=rows,
         history_defaults=cfg.history_defaults(inputs),
         inputs=inputs,
-        train_period=_period(df),
+        train_period=counts["period"],
     )
 
 

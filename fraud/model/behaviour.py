@@ -68,14 +68,11 @@ def amount_spike(
     the median score before and after; ``skipped`` (with the reason) when the model lacks the
     user's history features.
     """
-    position = {name: i for i, name in enumerate(state.feature_names)}
-    needed = ("user_transaction_count", "user_avg_amount", "amount")
-    absent = [name for name in needed if name not in position]
-    if absent:
-        return {"skipped": f"the model has no {', '.join(absent)} feature"}
-    count, mean, amount = (x[:, position[name]] for name in needed)
-    raised = cfg.factor * mean
-    rows = np.flatnonzero((count >= cfg.min_history) & (amount < raised))[: cfg.max_rows]
+    selected = spike_rows(x, state, cfg)
+    if isinstance(selected, str):
+        return {"skipped": selected}
+    raised = cfg.factor * x[:, state.feature_names.index("user_avg_amount")]
+    rows = np.flatnonzero(selected)[: cfg.max_rows]
     if not rows.size:
         return {"skipped": f"no test row of a user with >= {cfg.min_history} transactions"}
     try:
@@ -92,6 +89,18 @@ def amount_spike(
         "median_score_before": round(float(np.median(before)), 6),
         "median_score_after": round(float(np.median(after)), 6),
     }
+
+
+def spike_rows(x: np.ndarray, state: FeatureState, cfg: AmountSpikeConfig) -> np.ndarray | str:
+    """Mask of the rows ``amount_spike`` may raise (before its ``max_rows`` cut), or why none
+    can be: the model lacks a feature it needs."""
+    position = {name: i for i, name in enumerate(state.feature_names)}
+    needed = ("user_transaction_count", "user_avg_amount", "amount")
+    absent = [name for name in needed if name not in position]
+    if absent:
+        return f"the model has no {', '.join(absent)} feature"
+    count, mean, amount = (x[:, position[name]] for name in needed)
+    return (count >= cfg.min_history) & (amount < cfg.factor * mean)
 
 
 def run_checks(

@@ -82,11 +82,24 @@ class XGBoostConfig:
         ``names``: the feature names, which ``monotone_constraints`` refer to."""
         import xgboost as xgb
 
-        from fraud.model.compile import xgboost_model
-
         x_train, y_train, x_valid, y_valid = data
         dtrain = xgb.QuantileDMatrix(x_train, label=y_train, max_bin=self.max_bin)
         dvalid = xgb.QuantileDMatrix(x_valid, label=y_valid, ref=dtrain)
+        booster = xgb.train(
+            self.booster_params(positive_weight, seed, names),
+            dtrain,
+            num_boost_round=self.n_estimators,
+            evals=[(dvalid, "valid")],
+            early_stopping_rounds=self.early_stopping_rounds,
+            verbose_eval=False,
+            callbacks=_progress(xgb, self.n_estimators),
+        )
+        return self.finish(booster, names)
+
+    def booster_params(
+        self, positive_weight: float, seed: int, names: list[str] | None
+    ) -> dict[str, Any]:
+        """XGBoost's training parameters (the local and the Dask engine train with these)."""
         params = {
             "objective": "binary:logistic",
             "eval_metric": "aucpr",
@@ -102,21 +115,23 @@ class XGBoostConfig:
             "nthread": self.n_jobs,
             "seed": seed,
         }
-        applied = {n: d for n, d in self.monotone_constraints.items() if d and n in (names or [])}
+        applied = self.applied_constraints(names)
         if applied:
             params["monotone_constraints"] = (
                 "(" + ",".join(str(applied.get(name, 0)) for name in names or []) + ")"
             )
-        booster = xgb.train(
-            params,
-            dtrain,
-            num_boost_round=self.n_estimators,
-            evals=[(dvalid, "valid")],
-            early_stopping_rounds=self.early_stopping_rounds,
-            verbose_eval=False,
-            callbacks=_progress(xgb, self.n_estimators),
-        )
+        return params
+
+    def applied_constraints(self, names: list[str] | None) -> dict[str, int]:
+        """The monotone constraints on features the model has."""
+        return {n: d for n, d in self.monotone_constraints.items() if d and n in (names or [])}
+
+    def finish(self, booster: Any, names: list[str] | None) -> tuple[Runtime, dict[str, Any]]:
+        """The trained booster truncated to its best iteration, as an ``XGBoostModel``."""
+        from fraud.model.compile import xgboost_model
+
         best = int(booster.best_iteration)
+        applied = self.applied_constraints(names)
         info = {"best_iteration": best, "rounds": best + 1, "monotone_constraints": applied}
         return xgboost_model(booster[: best + 1]), info
 
@@ -279,9 +294,9 @@ def parse_model_config(section: Mapping[str, Any] | None) -> ModelConfig:
     return parse_checked(section, _MODELS[name], "model")
 
 
-def _positive_weight(y: np.ndarray, imbalance: str) -> float:
-    positives = float(y.sum())
-    return (len(y) - positives) / positives if imbalance == "balanced" and positives else 1.0
+def positive_weight(rows: int, positives: float, imbalance: str) -> float:
+    """XGBoost's ``scale_pos_weight`` (and the forest's sample weight) for ``imbalance``."""
+    return (rows - positives) / positives if imbalance == "balanced" and positives else 1.0
 
 
 def _sample_weight(y: np.ndarray, positive_weight: float) -> np.ndarray:
@@ -301,7 +316,7 @@ def fit_model(
     """Fit the configured model; return ``(runtime, info)`` where info records iterations
     (and, for XGBoost, the monotone constraints applied to ``feature_names``)."""
     train_cfg.check()
-    weight = _positive_weight(y_train, train_cfg.imbalance)
+    weight = positive_weight(len(y_train), float(y_train.sum()), train_cfg.imbalance)
     return model_cfg.fit((x_train, y_train, x_valid, y_valid), weight, seed, feature_names)
 
 

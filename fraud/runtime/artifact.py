@@ -164,12 +164,20 @@ def build_manifest(artifact_bytes: bytes, artifact: ModelArtifact, filename: str
     }
 
 
-def save_artifact(artifact: ModelArtifact, path: Path, manifest_path: Path) -> dict:
-    """Atomically write the artifact and its manifest (in one directory); return the manifest."""
+def save_artifact(
+    artifact: ModelArtifact,
+    path: Path,
+    manifest_path: Path,
+    facts: Mapping[str, Any] | None = None,
+) -> dict:
+    """Atomically write the artifact and its manifest (in one directory); return the manifest.
+
+    ``facts``: more for the manifest only (how the model was trained: the compute engine),
+    which leaves the artifact's bytes as they are."""
     if Path(path).parent != Path(manifest_path).parent:
         raise ValueError(f"{path} and its manifest {manifest_path} must share a directory")
     data = serialize(artifact)
-    manifest = build_manifest(data, artifact, path.name)
+    manifest = build_manifest(data, artifact, path.name) | dict(facts or {})
     atomic_write_bytes(path, data)
     atomic_write_bytes(manifest_path, dump_json(manifest))
     return manifest

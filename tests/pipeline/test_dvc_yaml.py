@@ -16,11 +16,11 @@ DVC = dvc_yaml()
 STAGES = list(DVC["stages"])
 #: Sections each stage parses (must equal its `params:` in dvc.yaml).
 READS = {
-    "generate": ["base", "data"],
-    "process": ["split"],
-    "featurize": ["features"],
-    "train": ["base", "model", "train", "drift_profile"],
-    "evaluate": ["train", "evaluate", "serving"],
+    "generate": ["base", "data", "compute"],
+    "process": ["split", "compute"],
+    "featurize": ["features", "compute"],
+    "train": ["base", "model", "train", "drift_profile", "compute"],
+    "evaluate": ["train", "evaluate", "serving", "compute"],
     "promote": ["gate", "serving", "drift"],
 }
 

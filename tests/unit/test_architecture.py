@@ -22,6 +22,7 @@ ALLOWED = {
     "model": {"data", "features", "runtime"},
     "store": {"data", "features"},
     "offline": {"data", "features", "runtime"},
+    "cluster": {"data", "features", "model", "runtime"},
 }
 
 

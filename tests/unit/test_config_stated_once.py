@@ -10,6 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from app.settings import SETTINGS
+from fraud.cluster.config import ComputeConfig
 from fraud.config import ENVIRONMENTS, BaseConfig, DeployConfig, PathsConfig, parse_section
 from fraud.data.split import DateSplitConfig, SplitConfig
 from fraud.data.synthetic.config import DataConfig
@@ -43,6 +44,8 @@ GROUP_FILES = [
     ("drift/default.yaml", "drift", DriftConfig),
     ("serving/default.yaml", None, ServingConfig),
     ("paths/default.yaml", None, PathsConfig),
+    ("compute/local.yaml", None, ComputeConfig),
+    ("compute/dask.yaml", None, ComputeConfig),
 ]
 
 
