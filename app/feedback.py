@@ -5,7 +5,8 @@ is UTC, default the time received), or a batch, ``{"labels": [...]}`` of at most
 ``MAX_BATCH``. Needs ``Authorization: Bearer <FEEDBACK_TOKEN>`` (404 while the setting is
 unset, 401 without it). Per label, a status:
 
-- ``recorded``: it is now the transaction's label (appended to the label log, ``app.audit``);
+- ``recorded``: it is now the transaction's label (appended to the label log,
+  ``fraud.monitoring.auditlog``);
 - ``unchanged``: the same label with the same ``labelled_at`` was already recorded (idempotent);
 - ``superseded``: the transaction already has a label with a later ``labelled_at``: the last
   label wins, by ``labelled_at`` (on a tie, the one received last);
@@ -32,12 +33,12 @@ from typing import Any
 import numpy as np
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from app.audit import LABELS_DIR, LogTail, PredictionLog
+from app.audit import PredictionLog
 from app.errors import ApiError, error_payload
 from app.history import STORE
 from app.predict import check_content_type, parse_json
 from app.validation import parse_timestamp
-from fraud.monitoring.performance import LABEL_FIELDS, is_newer
+from fraud.monitoring.auditlog import LABEL_FIELDS, LABELS_DIR, LogTail, is_newer
 from fraud.store import StoreUnavailableError
 from fraud.store.labels import Labels
 from fraud.store.layout import event_id, time_ms

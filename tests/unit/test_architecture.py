@@ -107,3 +107,12 @@ def test_only_delivery_tests_read_the_committed_model() -> None:
         if "delivery" in path.relative_to(REPO).parts or path.name == "test_architecture.py":
             continue
         assert 'REPO / "models' not in path.read_text(), path
+
+
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "stages").glob("*.py")), ids=lambda p: p.relative_to(REPO).as_posix()
+)
+def test_stages_do_not_import_the_service(path: Path) -> None:
+    """A pipeline stage stands on fraud/ only: what it shares with the app (the audit log's
+    reader, for one) lives in fraud/."""
+    assert not {n.split(".")[0] for n in imports(path)} & {"app", "scripts"}
