@@ -152,6 +152,21 @@ def test_last_label_wins_idempotent_and_unknown_ids_per_item(tmp_path: Path) -> 
     )
 
 
+@pytest.mark.parametrize("max_ece", [0.0, 1.0])
+def test_the_estimate_is_trusted_only_within_cbpe_max_ece(tmp_path: Path, max_ece: float) -> None:
+    app = make_app(tmp_path, CBPE_MAX_ECE=max_ece)
+    scored(app, 3)
+    headers = {"Authorization": f"Bearer {MONITOR}"}
+    estimate = app.test_client().get("/monitoring/performance", headers=headers).get_json()
+    estimate = estimate["estimated"]
+    ece = app.extensions["fraud"].manifest["test_metrics"]["expected_calibration_error"]
+    assert 0 < ece < 0.1  # evaluate measured it on the tiny model's test split
+    assert estimate["expected_calibration_error"] == ece
+    assert estimate["trusted"] is (max_ece == 1.0)
+    assert f"CBPE_MAX_ECE {max_ece}" in estimate["why"]
+    assert ("within" in estimate["why"]) is estimate["trusted"]
+
+
 def test_performance_endpoint_auth_and_values(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     client = app.test_client()
