@@ -60,6 +60,8 @@ class PredictionLog:
         self._fd: int | None = None
         self._pid = 0
         self._path: Path | None = None
+        #: Names of the files this process wrote (a reader of the directory may skip them).
+        self.written: set[str] = set()
         self._size = 0
         atexit.register(self.close)
 
@@ -132,6 +134,7 @@ class PredictionLog:
         self._pid = os.getpid()
         self._path = self.directory / f"{time.time_ns():020d}-{self._pid}{LOG_SUFFIX}"
         fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.written.add(self._path.name)
         self._size = 0
         self._prune()
         return fd

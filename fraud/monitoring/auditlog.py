@@ -17,7 +17,7 @@ writer mid-flush) or that is not a JSON object is skipped, never fatal.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -126,11 +126,11 @@ class LogTail:
         self.directory = Path(directory)
         self._offsets: dict[str, int] = {}
 
-    def read_new(self) -> list[dict]:
+    def read_new(self, skip: Container[str] = ()) -> list[dict]:
         """The records written since the previous call, file by file in name (creation)
-        order."""
+        order; files named in ``skip`` (the caller's own) are not read."""
         out: list[dict] = []
-        present = sorted(p for p in self.directory.glob(f"*{LOG_SUFFIX}"))
+        present = sorted(p for p in self.directory.glob(f"*{LOG_SUFFIX}") if p.name not in skip)
         names = {p.name for p in present}
         for name in list(self._offsets):
             if name not in names:

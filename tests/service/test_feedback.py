@@ -85,6 +85,45 @@ def test_bad_labels_are_422_naming_the_field(tmp_path: Path, body: Any, field: s
     assert field in [d["field"] for d in answer["details"]]
 
 
+def test_a_batch_validates_each_label_as_a_single_one() -> None:
+    """The batch's quick checks (``validate_labels``) agree with ``validate_label`` on every
+    kind of item, valid or not, including a labelled_at just inside and past the skew."""
+    from datetime import UTC, datetime, timedelta
+
+    from app.feedback import MAX_ID, MAX_SKEW_S, validate_label, validate_labels
+
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    edge = now + timedelta(seconds=MAX_SKEW_S)
+    items = [
+        {"transaction_id": "t-0", "is_fraud": 1},
+        {"transaction_id": "t-1", "is_fraud": False, "labelled_at": "2026-11-30T10:00:00"},
+        {"transaction_id": "t-2", "is_fraud": True, "labelled_at": "2026-11-30T12:00:00+02:00"},
+        {"transaction_id": "t-3", "is_fraud": 0, "labelled_at": edge.isoformat()},
+        {
+            "transaction_id": "t-4",
+            "is_fraud": 0,
+            "labelled_at": (edge + timedelta(1e-6)).isoformat(),
+        },
+        {"transaction_id": " ", "is_fraud": 1},
+        {"transaction_id": "x" * (MAX_ID + 1), "is_fraud": 1},
+        {"transaction_id": "t-5", "is_fraud": 1.0},
+        {"transaction_id": "t-6", "is_fraud": 1, "labelled_at": 5},
+        {"transaction_id": "t-7", "is_fraud": 1, "labelled_at": None},
+        {"transaction_id": "t-8", "is_fraud": 1, "extra": 1},
+        ["not", "a", "label"],
+    ]
+    batch = validate_labels(items + items, now)  # a labelled_at seen twice: parsed once
+    assert batch == [validate_label(item, now) for item in items + items]
+    assert [bool(errors) for _, errors in batch[: len(items)]] == [
+        *[False] * 4,
+        *[True] * 5,
+        False,
+        True,
+        True,
+    ]
+    assert batch[2][0]["labelled_at"] == "2026-11-30T10:00:00.000000+00:00"
+
+
 def test_malformed_json_wrong_type_and_oversized_batch(tmp_path: Path) -> None:
     app = make_app(tmp_path, MAX_BATCH=3)
     client = app.test_client()
