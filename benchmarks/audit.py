@@ -111,7 +111,6 @@ def feedback_phase(tmp: Path, store: str, args: argparse.Namespace) -> dict[str,
         counts = {"recorded": 0, "other": 0}
         lock = threading.Lock()
         queue = list(reversed(bodies))
-        deadline = time.perf_counter() + args.seconds
 
         def worker() -> None:
             while time.perf_counter() < deadline:
@@ -131,6 +130,7 @@ def feedback_phase(tmp: Path, store: str, args: argparse.Namespace) -> dict[str,
         post(server, bodies[1])
         health = throughput_of(server, tmp, "GET", "/health", b"", 8, args)["rps"]
         began = time.perf_counter()
+        deadline = began + args.seconds
         threads = [threading.Thread(target=worker) for _ in range(2)]
         for t in threads:
             t.start()

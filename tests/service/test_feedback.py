@@ -111,6 +111,9 @@ def test_a_batch_validates_each_label_as_a_single_one() -> None:
         {"transaction_id": "t-7", "is_fraud": 1, "labelled_at": None},
         {"transaction_id": "t-8", "is_fraud": 1, "extra": 1},
         ["not", "a", "label"],
+        {"transaction_id": "t-9", "is_fraud": 1, "labelled_at": "2026-11-30T10:00:00.5Z"},
+        {"transaction_id": "t-a", "is_fraud": 1, "labelled_at": "2026-02-30T10:00:00"},
+        {"transaction_id": "t-b", "is_fraud": 1, "labelled_at": "٢٠٢٦-11-30T10:00:00"},
     ]
     batch = validate_labels(items + items, now)  # a labelled_at seen twice: parsed once
     assert batch == [validate_label(item, now) for item in items + items]
@@ -120,8 +123,12 @@ def test_a_batch_validates_each_label_as_a_single_one() -> None:
         False,
         True,
         True,
+        False,
+        True,
+        True,
     ]
     assert batch[2][0]["labelled_at"] == "2026-11-30T10:00:00.000000+00:00"
+    assert batch[12][0]["labelled_at"] == "2026-11-30T10:00:00.500000+00:00"
 
 
 def test_malformed_json_wrong_type_and_oversized_batch(tmp_path: Path) -> None:
