@@ -1,14 +1,6 @@
-"""The audit log: every scored transaction, one JSON line each, bounded and rotated; and the
-label log beside it (``POST /feedback``). Drift, realized performance, the export for
-retraining and /feedback all read these files, in this one format.
-
-A prediction line holds ``prediction_id``, the validated request fields (the raw transaction:
-``transaction_id``, ``timestamp``, ids, amount, categories; history fields when the client sent
-them, plus the monitored ones the store computed), ``fraud_probability``, ``decision``
-(``fraud`` / ``legit``), ``history_source``, ``logged_at`` (when it was scored, epoch seconds)
-and the served model's ``model_version``, ``model_sha256`` and ``threshold``. A label line
-(in the ``labels/`` subdirectory) holds ``transaction_id``, ``is_fraud``, ``labelled_at`` and
-``logged_at`` (when it was received).
+"""The audit log's writer: every scored transaction, one JSON line each, bounded and rotated;
+and the label log beside it (``POST /feedback``). The format and its readers (drift, realized
+performance, /feedback, the export for retraining) are ``fraud.monitoring.auditlog``.
 
 Lines are buffered in memory and written as whole lines at most every ``flush_seconds`` (or
 64 KiB), so workers never interleave partial lines and the hot path costs a few microseconds.
@@ -30,10 +22,8 @@ from typing import Any
 
 import orjson
 
-from fraud.monitoring.drift import parse_log_lines
+from fraud.monitoring.auditlog import LOG_SUFFIX, log_files
 
-LOG_SUFFIX = ".jsonl"
-LABELS_DIR = "labels"
 FLUSH_BYTES = 64 * 1024
 
 logger = logging.getLogger(__name__)
@@ -70,6 +60,8 @@ class PredictionLog:
         self._fd: int | None = None
         self._pid = 0
         self._path: Path | None = None
+        #: Names of the files this process wrote (a reader of the directory may skip them).
+        self.written: set[str] = set()
         self._size = 0
         atexit.register(self.close)
 
@@ -142,88 +134,13 @@ class PredictionLog:
         self._pid = os.getpid()
         self._path = self.directory / f"{time.time_ns():020d}-{self._pid}{LOG_SUFFIX}"
         fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.written.add(self._path.name)
         self._size = 0
         self._prune()
         return fd
 
     def _prune(self) -> None:
         """Delete the least recently written files beyond ``max_files`` (never our own)."""
-        for _, _, path in _files(self.directory)[self.max_files :]:
+        for _, _, path in log_files(self.directory)[self.max_files :]:
             if path != self._path:
                 path.unlink(missing_ok=True)
-
-
-def _files(directory: Path) -> list[tuple[float, str, Path]]:
-    """(mtime, name, path) of the log files of ``directory``, most recently written first."""
-    files = []
-    for path in Path(directory).glob(f"*{LOG_SUFFIX}"):
-        try:
-            files.append((path.stat().st_mtime, path.name, path))
-        except FileNotFoundError:
-            continue
-    files.sort(reverse=True)
-    return files
-
-
-def read_window(directory: Path, window: int) -> list[dict]:
-    """The ``window`` most recently logged records across every process's files, oldest first.
-
-    Files are read newest first; once ``window`` records are in hand, a file last written
-    before the oldest of them cannot hold a newer record, so reading stops there.
-    """
-    parts: list[list[dict]] = []
-    count = 0
-    for mtime, _, path in _files(directory):
-        if count >= window:
-            newest = sorted(r.get("logged_at", 0.0) for part in parts for r in part)
-            cutoff = newest[-window]
-            if mtime < cutoff:
-                break
-        try:
-            with open(path, "rb") as fh:
-                part = parse_log_lines(fh)[0]
-        except FileNotFoundError:
-            continue
-        parts.append(part)
-        count += len(part)
-    # Oldest file first, then a stable sort by time: ties keep each file's own order.
-    records = [r for part in reversed(parts) for r in part]
-    records.sort(key=lambda r: r.get("logged_at", 0.0))
-    return records[-window:]
-
-
-def read_all(directory: Path) -> list[dict]:
-    """Every record of ``directory``'s log files (none if it does not exist), oldest first."""
-    return read_window(directory, 1 << 62) if Path(directory).is_dir() else []
-
-
-class LogTail:
-    """Reads the lines added to a directory's log files since the last call (every
-    process's; whole lines only; files pruned meanwhile are forgotten)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = Path(directory)
-        self._offsets: dict[str, int] = {}
-
-    def read_new(self) -> list[dict]:
-        """The records written since the previous call, file by file in name (creation)
-        order."""
-        out: list[dict] = []
-        present = sorted(p for p in self.directory.glob(f"*{LOG_SUFFIX}"))
-        names = {p.name for p in present}
-        for name in list(self._offsets):
-            if name not in names:
-                del self._offsets[name]
-        for path in present:
-            offset = self._offsets.get(path.name, 0)
-            try:
-                with open(path, "rb") as fh:
-                    fh.seek(offset)
-                    data = fh.read()
-            except FileNotFoundError:
-                continue
-            end = data.rfind(b"\n") + 1
-            if end:
-                out += parse_log_lines(data[:end].splitlines(keepends=True))[0]
-                self._offsets[path.name] = offset + end
-        return out

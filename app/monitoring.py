@@ -32,12 +32,13 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from app.audit import LABELS_DIR, PredictionLog, read_all, read_window
+from app.audit import PredictionLog
 from app.errors import error_payload
 from app.settings import SETTINGS
+from fraud.monitoring.auditlog import read_labels, read_window
 from fraud.monitoring.config import SCORE, DriftConfig, DriftError, ProfileConfig
 from fraud.monitoring.drift import columns_from_records, drift_report
-from fraud.monitoring.performance import estimated, join, latest_labels, realized
+from fraud.monitoring.performance import estimated, join, realized
 from fraud.monitoring.profile import check_profile
 from fraud.runtime.artifact import ArtifactError, read_profile
 
@@ -238,7 +239,7 @@ def performance_report(
     directory = monitoring.settings["PREDICTION_LOG_DIR"]
     window = monitoring.settings["PERFORMANCE_WINDOW"]
     records = read_window(directory, window) if directory is not None else []
-    labels = latest_labels(read_all(Path(directory) / LABELS_DIR)) if directory else {}
+    labels = read_labels(directory) if directory else {}
     joined = join(records, labels, genuine_after_s)
     threshold = joined.threshold if joined.threshold is not None else manifest.get("threshold")
     k = _card_precision_k(manifest)

@@ -39,7 +39,8 @@ SETTINGS: dict[str, tuple[Any, type]] = {
     "PREDICTION_LOG_FLUSH_SECONDS": (1.0, float),
     "MONITORING_WINDOW": (50_000, int),
     "PERFORMANCE_WINDOW": (200_000, int),  # latest predictions /monitoring/performance reads
-    "CBPE_MAX_ECE": (0.01, float),  # trust estimated performance up to this test ECE
+    # trust estimated performance up to this test ECE (README: Closing the loop, measured)
+    "CBPE_MAX_ECE": (0.0025, float),
     # the online feature store: sqlite:///<path> (default; relative to the repository),
     # redis://... or rediss://... (several instances), none (history only from requests)
     "FEATURE_STORE_URL": (DEFAULT_URL, str),

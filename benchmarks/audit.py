@@ -6,9 +6,10 @@
    log off and on, interleaved (off, on, off, on, ...: the machine's speed drifts), stateless
    (the request carries its history, ``FEATURE_STORE_URL=none``) with the committed model;
    the ratio on/off per round. Target: on within 10 % of off.
-2. ``POST /feedback`` with batches of 1,000 labels of logged predictions, 2 connections,
-   without a store and with the embedded SQLite store (each label then also reaches the
-   stored events). Target: >= 20,000 labels/s.
+2. ``POST /feedback`` with batches of 1,000 labels of logged predictions (each label with a
+   ``labelled_at`` of its own), 2 connections, without a store and with the embedded SQLite
+   store (each label then also reaches the stored events); ``/health`` of the same server
+   beside it. Target: >= 20,000 labels/s.
 3. The log's cost in process: microseconds per record, one record per call as /predict does.
 
 Uses wrk when on PATH (as ``benchmarks.serve``), else an asyncio client. Bounded in count and
@@ -95,13 +96,13 @@ def feedback_phase(tmp: Path, store: str, args: argparse.Namespace) -> dict[str,
             assert status == 200, out
         time.sleep(1.5)  # every worker's log flushed
         bodies = []
-        for round_ in range(4):  # labels change each round (last label wins: all recorded)
+        for round_ in range(8):  # labels change each round (last label wins: all recorded)
             for start_at in range(0, n_tx, 1000):
                 labels = [
                     {
                         "transaction_id": ids[i],
                         "is_fraud": (i + round_) % 2,
-                        "labelled_at": f"2026-01-0{round_ + 1}T00:00:00",
+                        "labelled_at": f"2026-01-{round_ + 1:02d}T00:00:00.{i:06d}",
                     }
                     for i in range(start_at, start_at + 1000)
                 ]
@@ -110,7 +111,6 @@ def feedback_phase(tmp: Path, store: str, args: argparse.Namespace) -> dict[str,
         counts = {"recorded": 0, "other": 0}
         lock = threading.Lock()
         queue = list(reversed(bodies))
-        deadline = time.perf_counter() + args.seconds
 
         def worker() -> None:
             while time.perf_counter() < deadline:
@@ -128,7 +128,9 @@ def feedback_phase(tmp: Path, store: str, args: argparse.Namespace) -> dict[str,
 
         post(server, bodies[0])  # the first request of each worker reads the audit log
         post(server, bodies[1])
+        health = throughput_of(server, tmp, "GET", "/health", b"", 8, args)["rps"]
         began = time.perf_counter()
+        deadline = began + args.seconds
         threads = [threading.Thread(target=worker) for _ in range(2)]
         for t in threads:
             t.start()
@@ -141,6 +143,7 @@ def feedback_phase(tmp: Path, store: str, args: argparse.Namespace) -> dict[str,
         "store": store,
         "batches": len(done),
         "labels_per_second": round(len(done) * 1000 / elapsed),
+        "health_rps": health,
         "median_batch_ms": round(statistics.median(done) * 1000, 2),
         "recorded": counts["recorded"],
         "not_recorded": counts["other"],
@@ -177,10 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=10.0, help="duration of each load phase")
     ap.add_argument("--rounds", type=int, default=2, help="off/on pairs of /predict")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks/results/audit.json")
+    ap.add_argument("--feedback-only", action="store_true", help="only the /feedback phase")
     args = ap.parse_args(argv)
     rounds = []
     with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
-        for k in range(args.rounds):
+        for k in range(0 if args.feedback_only else args.rounds):
             off = predict_round(Path(tmp) / f"off{k}", False, args)
             on = predict_round(Path(tmp) / f"on{k}", True, args)
             rounds.append(

@@ -29,12 +29,12 @@ from fraud.data import schema
 from fraud.data.synthetic.config import DataConfig
 from fraud.data.synthetic.generate import generate_transactions
 from fraud.files import atomic_write_bytes, dump_json
+from fraud.monitoring.auditlog import LOG_SUFFIX, parse_log_lines, read_all
 from fraud.monitoring.config import SCORE, DriftConfig, DriftError
 from fraud.monitoring.drift import (
     columns_from_records,
     drift_report,
     exit_code,
-    parse_log_lines,
     require_columns,
 )
 from fraud.monitoring.markdown import render_markdown
@@ -42,19 +42,18 @@ from fraud.monitoring.profile import check_profile
 from fraud.monitoring.scenarios import apply_scenario, production_config
 from stages.common import read_json, run
 
-LOG_SUFFIX = ".jsonl"
 URL_TIMEOUT_S = 120
 
 
 def read_log(path: Path, fields: list[str]) -> dict[str, list]:
-    """Columns ``fields`` (+ the score) of a prediction log file or a directory of them."""
-    files = sorted(path.glob(f"*{LOG_SUFFIX}")) if path.is_dir() else [path]
-    if not files:
-        raise FileNotFoundError(f"no *{LOG_SUFFIX} prediction logs in {path}")
-    records: list[dict] = []
-    for file in files:
-        with open(file, "rb") as fh:
-            records += parse_log_lines(fh)[0]
+    """Columns ``fields`` (+ the score) of an audit log file or directory."""
+    if path.is_dir():
+        if not any(path.glob(f"*{LOG_SUFFIX}")):
+            raise FileNotFoundError(f"no *{LOG_SUFFIX} prediction logs in {path}")
+        records = read_all(path)
+    else:
+        with open(path, "rb") as fh:
+            records = parse_log_lines(fh)[0]
     return columns_from_records(records, [*fields, SCORE])
 
 

@@ -1,13 +1,15 @@
 """Stage evaluate: the candidate's out-of-time test metrics and the DVC plot data.
 
 Ranking metrics on the test features, Card Precision@k per test day (cards and days from the
-test split's raw rows, in the same order), the behavioural checks (fraud/model/behaviour.py)
-and, where the data names each fraud's pattern (the generator does), the recall at the
-threshold per pattern. The plot data (fraud/model/plots.py) is aggregated: curves of at most
-200 points, a 2x2 confusion matrix, calibration on bins fixed around the threshold and the
-risk bands (``serving``), the score distribution by class. It measures and writes; the gate
-and promotion are the promote stage's (stages/promote.py). With ``compute=dask`` the test
-split is scored on the workers and the metrics are computed on the gathered scores.
+test split's raw rows, in the same order), the behavioural checks (fraud/model/behaviour.py),
+where the data names each fraud's pattern (the generator does) the recall at the threshold
+per pattern, and the expected calibration error on the calibration plot's bins (the service
+trusts its score-only performance estimate only below a bound). The plot data
+(fraud/model/plots.py) is aggregated: curves of at most 200 points, a 2x2 confusion matrix,
+calibration on bins fixed around the threshold and the risk bands (``serving``), the score
+distribution by class. It measures and writes; the gate and promotion are the promote
+stage's (stages/promote.py). With ``compute=dask`` the test split is scored on the workers
+and the metrics are computed on the gathered scores.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from fraud.config import load_params, parse_checked
 from fraud.data import schema
 from fraud.model.behaviour import run_checks, spike_rows
 from fraud.model.metrics import EvaluateConfig, card_precision_at_k, evaluate, recall_by_group
-from fraud.model.plots import calibration_edges, log_edges, plot_data, score_histogram
+from fraud.model.plots import (
+    calibration_edges,
+    expected_calibration_error,
+    log_edges,
+    plot_data,
+    score_histogram,
+)
 from fraud.model.train import TrainConfig, feature_importance
 from fraud.runtime.artifact import ModelArtifact, load_artifact
 from fraud.runtime.scoring import ServingConfig
@@ -99,12 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     metrics["behaviour"] = run_checks(
         x, artifact.feature_state, artifact.model.predict_proba, eval_cfg.behaviour
     )
+    bands = (serving.risk_medium, serving.risk_high)
+    edges = calibration_edges(artifact.threshold, bands, eval_cfg.calibration)
+    metrics["expected_calibration_error"] = expected_calibration_error(y, scores, edges)
     write_json(metrics, args.metrics)
     write_json(per_day, args.plots / "card_precision.json")
 
     importance = feature_importance(artifact.model, artifact.feature_names)
-    bands = (serving.risk_medium, serving.risk_high)
-    edges = calibration_edges(artifact.threshold, bands, eval_cfg.calibration)
     plots = plot_data(y, scores, artifact.threshold, importance, edges)
     for name in ("roc", "pr", "calibration", "feature_importance", "confusion"):
         write_json(plots[name], args.plots / f"{name}.json")

@@ -23,15 +23,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from app.audit import LABELS_DIR, read_all, read_window
 from fraud.config import PARAMS_FILE, load_params, load_paths, parse_checked
 from fraud.files import atomic_write_bytes, dump_json
+from fraud.monitoring.auditlog import read_labels, read_window
 from fraud.monitoring.performance import (
     PerformanceConfig,
     below,
     estimated,
     join,
-    latest_labels,
     realized,
 )
 from stages.common import run
@@ -44,7 +43,7 @@ def from_log(directory: Path, cfg: PerformanceConfig) -> dict[str, Any]:
     if not directory.is_dir():
         raise FileNotFoundError(f"audit log directory not found: {directory}")
     records = read_window(directory, cfg.window)
-    labels = latest_labels(read_all(directory / LABELS_DIR))
+    labels = read_labels(directory)
     genuine = None if cfg.genuine_after_days is None else cfg.genuine_after_days * 86_400
     joined = join(records, labels, genuine)
     out = realized(joined, cfg.card_precision_k)

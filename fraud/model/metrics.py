@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from fraud.model.behaviour import BehaviourConfig
+from fraud.monitoring.performance import card_precision_codes
 
 RULES = ("cost", "precision")
 #: Metrics where higher is better, the only ones the gate can bound (and card_precision_at_<k>).
@@ -267,7 +268,9 @@ def card_precision_at_k(
     is the mean over the days, with the per-day values ``[{day, card_precision, cards}]`` for a
     plot. Ties in score go to the smaller card id, so the value is deterministic. Each day is
     judged on its own: unlike the handbook's ``remove_detected_compromised_cards`` option, a
-    card caught on one day still counts on later days.
+    card caught on one day still counts on later days. The counting is
+    ``fraud.monitoring.performance.card_precision_codes``, which the service runs on its audit
+    log too: one definition of the metric.
 
     Args:
         cards: card (user) id per transaction.
@@ -284,19 +287,8 @@ def card_precision_at_k(
     import pandas as pd  # training-side only; its hash factorize is ~10x np.unique on strings
 
     day_values, day = np.unique(np.asarray(days), return_inverse=True)
-    card, card_values = pd.factorize(np.asarray(cards, dtype=object), sort=True)
-    pairs, pair = np.unique(day * len(card_values) + card, return_inverse=True)
-    best = np.full(len(pairs), -np.inf)
-    np.maximum.at(best, pair, s)
-    fraud = np.zeros(len(pairs), dtype=np.int64)
-    np.maximum.at(fraud, pair, y)
-    pair_day, pair_card = pairs // len(card_values), pairs % len(card_values)
-    order = np.lexsort((pair_card, -best, pair_day))  # by day, then score down, then card
-    first = np.searchsorted(pair_day[order], np.arange(len(day_values)))
-    rank = np.arange(len(order)) - first[pair_day[order]]
-    top = order[rank < k]
-    hits = np.bincount(pair_day[top], weights=fraud[top], minlength=len(day_values))
-    n_cards = np.bincount(pair_day, minlength=len(day_values))
+    card = pd.factorize(np.asarray(cards, dtype=object), sort=True)[0]
+    hits, n_cards = card_precision_codes(day, card, y, s, k)
     per_day = [
         {"day": str(d)[:10], "card_precision": _r(h / k), "cards": int(n)}
         for d, h, n in zip(day_values.tolist(), hits.tolist(), n_cards.tolist(), strict=True)

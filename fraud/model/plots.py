@@ -118,6 +118,22 @@ def calibration(
     ]
 
 
+def expected_calibration_error(
+    y_true: np.ndarray, scores: np.ndarray, edges: Sequence[float]
+) -> float:
+    """Expected calibration error on the reliability curve's bins (``calibration``): the
+    count-weighted mean of ``|mean_predicted - fraction_positive|``, i.e. the sum over bins of
+    ``|sum of scores - frauds|`` divided by the rows; 0 for a perfectly calibrated model. The
+    estimate of precision and recall from scores alone (CBPE) holds only when it is small."""
+    y, s = _check_inputs(y_true, scores)
+    index = _bin_index(s, edges)
+    n_bins = len(edges) - 1
+    gap = np.bincount(index, weights=s, minlength=n_bins) - np.bincount(
+        index, weights=y, minlength=n_bins
+    )
+    return _r(np.abs(gap).sum() / len(y))
+
+
 def score_histogram(
     y_true: np.ndarray, scores: np.ndarray, edges: Sequence[float]
 ) -> list[dict[str, Any]]:

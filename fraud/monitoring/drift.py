@@ -12,7 +12,7 @@
 * the model's score distribution gets the same statistics and its own verdict, reported
   separately from the feature verdict.
 
-Also the parsing of the app's prediction log. Numpy only at import (scipy is imported where
+Numpy only at import (scipy is imported where
 needed, so a serving process pays for it only when a report is computed).
 """
 
@@ -24,7 +24,6 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import orjson
 
 from fraud.monitoring.config import (
     CATEGORICAL,
@@ -244,33 +243,6 @@ def exit_code(report: Mapping[str, Any]) -> int:
     if verdict not in EXIT_CODES:
         raise DriftError(f"report verdict {verdict!r} is not one of {VERDICTS}")
     return EXIT_CODES[verdict]
-
-
-# --------------------------------------------------------------------------- prediction log
-
-
-def parse_log_lines(lines: Iterable[bytes]) -> tuple[list[dict], int]:
-    """Records of a JSON-lines prediction log, and how many lines were skipped.
-
-    A line without its newline (a writer mid-flush) or that is not a JSON object is skipped,
-    never fatal: the log is monitoring data, not a ledger.
-    """
-    records: list[dict] = []
-    skipped = 0
-    for line in lines:
-        if not line.endswith(b"\n"):
-            skipped += bool(line.strip())
-            continue
-        try:
-            record = orjson.loads(line)
-        except ValueError:
-            skipped += 1
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-        else:
-            skipped += 1
-    return records, skipped
 
 
 def columns_from_records(records: Sequence[Mapping[str, Any]], names: Iterable[str]) -> dict:

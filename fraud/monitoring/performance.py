@@ -2,51 +2,29 @@
 
 Pure functions of plain records and arrays (numpy only: the service computes them too). The
 join (``join``): each transaction's latest prediction, with its current label (the label with
-the latest ``labelled_at``; on a tie the one received last, ``latest_labels``). Optionally, as
-card issuers do, a prediction older than ``genuine_after_s`` (by the time it was scored,
-against the newest prediction in the log) with no label counts as genuine: fraud is reported
-within the label delay, or never. The metrics (``realized``): precision and recall at the
-model's threshold, PR-AUC (average precision, as scikit-learn's), Card Precision@k per day and
-label coverage. While labels lag, ``estimated`` gives CBPE-style expected precision and recall
-from the scores alone, which holds only for a calibrated model.
+the latest ``labelled_at``; on a tie the one received last: ``fraud.monitoring.auditlog``).
+Optionally, as card issuers do, a prediction older than ``genuine_after_s`` (by the time it
+was scored, against the newest prediction in the log) with no label counts as genuine: fraud
+is reported within the label delay, or never. The metrics (``realized``): precision and
+recall at the model's threshold, PR-AUC (average precision, as scikit-learn's), Card
+Precision@k per day and label coverage. While labels lag, ``estimated`` gives CBPE-style
+expected precision and recall from the scores alone, which holds only for a calibrated model.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-#: A label line of the label log, each field required.
-LABEL_FIELDS = ("transaction_id", "is_fraud", "labelled_at")
 _DECIMALS = 6
 
 
 def _r(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else round(float(x), _DECIMALS)
-
-
-def is_newer(labelled_at: str, current: str) -> bool:
-    """Whether a label at ``labelled_at`` replaces one at ``current`` (both UTC ISO 8601 with
-    microseconds, so text order is time order): the last label wins, ties to the later one."""
-    return labelled_at >= current
-
-
-def latest_labels(records: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, int]]:
-    """transaction_id -> (labelled_at, is_fraud) of its current label, from label records in
-    the order received (malformed ones skipped)."""
-    out: dict[str, tuple[str, int]] = {}
-    for r in records:
-        txn, at, y = r.get("transaction_id"), r.get("labelled_at"), r.get("is_fraud")
-        if not isinstance(txn, str) or not isinstance(at, str) or y not in (0, 1):
-            continue
-        current = out.get(txn)
-        if current is None or is_newer(at, current[0]):
-            out[txn] = (at, int(y))
-    return out
 
 
 @dataclass

@@ -53,31 +53,65 @@ def relabel(
     features: OnlineFeatures, loaded: Loaded, labels: Labels
 ) -> tuple[np.ndarray, Changes]:
     """Per label, whether a stored event of the transaction was found (on any risk entity's
-    key); the events parts that changed."""
+    key); the events parts that changed. A transaction labelled twice in ``labels`` gets the
+    later label.
+
+    Vectorised over every key at once (a batch of labels touches thousands of keys): the
+    keys' events are concatenated and matched to the labels by (key, event id, time), through
+    a 64-bit mix of the three checked field by field.
+    """
     found = np.zeros(len(labels), dtype=bool)
-    wanted: dict[str, list[int]] = {}
+    index: dict[str, int] = {}
+    key_of, row_of = [], []
     for e in features.entities:
         if e.risk:
             for i, value in enumerate(labels.entities[e.column]):
-                wanted.setdefault(f"{e.prefix}:{value}", []).append(i)
-    changes: Changes = {}
-    for key, rows in wanted.items():
-        blob = loaded.get(key, {}).get(EVENTS_PART)
-        if not blob:
-            continue
-        events = np.frombuffer(blob, EVENT).copy()
-        t = events["t"]
-        changed = False
-        for i in rows:
-            lo = int(t.searchsorted(labels.t[i], side="left"))
-            hi = int(t.searchsorted(labels.t[i], side="right"))
-            at = lo + np.flatnonzero(events["id"][lo:hi] == labels.id[i])
-            if not at.size:
-                continue
-            found[i] = True
-            if (events["label"][at] != labels.label[i]).any():
-                events["label"][at] = labels.label[i]
-                changed = True
-        if changed:
-            changes[key] = {EVENTS_PART: events.tobytes()}
-    return found, changes
+                key_of.append(index.setdefault(f"{e.prefix}:{value}", len(index)))
+                row_of.append(i)
+    keys = list(index)
+    blobs = [loaded.get(key, {}).get(EVENTS_PART) or b"" for key in keys]
+    events = np.frombuffer(b"".join(blobs), EVENT).copy()
+    if not len(events) or not row_of:
+        return found, {}
+    sizes = np.array([len(blob) // EVENT.itemsize for blob in blobs], dtype=np.int64)
+    bounds = np.r_[0, np.cumsum(sizes)]
+    event_key = np.repeat(np.arange(len(keys)), sizes)
+    lab_key, lab_row = np.array(key_of, dtype=np.int64), np.array(row_of, dtype=np.int64)
+    lab_code = _code(lab_key, labels.id[lab_row], labels.t[lab_row])
+    order = np.lexsort((lab_row, lab_code))  # by code, then in the order given
+    codes = lab_code[order]
+    last = np.r_[codes[1:] != codes[:-1], True]  # a transaction's last label wins
+    codes, winner = codes[last], order[last]
+    event_code = _code(event_key, events["id"], events["t"])
+    pos = np.searchsorted(codes, event_code).clip(max=len(codes) - 1)
+    w = winner[pos]
+    match = (
+        (codes[pos] == event_code)
+        & (lab_key[w] == event_key)
+        & (labels.id[lab_row[w]] == events["id"])
+        & (labels.t[lab_row[w]] == events["t"])
+    )
+    at = np.flatnonzero(match)
+    hit = np.zeros(len(codes), dtype=bool)
+    hit[pos[at]] = True
+    found[lab_row[hit[np.searchsorted(codes, lab_code)]]] = True
+    new = labels.label[lab_row[w[at]]]
+    changed = at[events["label"][at] != new]
+    events["label"][at] = new
+    return found, {
+        keys[k]: {EVENTS_PART: events[bounds[k] : bounds[k + 1]].tobytes()}
+        for k in np.unique(event_key[changed]).tolist()
+    }
+
+
+_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F))
+
+
+def _code(key: np.ndarray, ids: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """A 64-bit mix of (key index, event id, time), to sort and search by."""
+    with np.errstate(over="ignore"):
+        return (
+            ids.astype(np.uint64)
+            ^ (key.astype(np.uint64) * _MIX[0])
+            ^ (t.astype(np.uint64) * _MIX[1])
+        )

@@ -15,13 +15,14 @@ import numpy as np
 import pytest
 from flask import Flask
 
-from app.audit import PredictionLog, read_window
+from app.audit import PredictionLog
 from app.monitoring import init_monitoring, log_predictions
 from app.settings import resolve
 from fraud.config import load_params
 from fraud.data.synthetic.config import DataConfig
 from fraud.data.synthetic.generate import generate_transactions
 from fraud.files import dump_json, sha256_file
+from fraud.monitoring.auditlog import read_window
 from fraud.monitoring.config import SCORE, ProfileConfig
 from fraud.monitoring.profile import build_profile
 from tests.conftest import REPO

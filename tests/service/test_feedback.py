@@ -1,5 +1,6 @@
 """POST /feedback and GET /monitoring/performance: in process, then end to end on a real
-gunicorn with the online store, numbers checked against values computed directly."""
+gunicorn with the online store, numbers checked against values computed directly, and the
+export of its audit log retrained by `dvc repro` in a temporary git repo."""
 
 from __future__ import annotations
 
@@ -16,9 +17,8 @@ from flask import Flask
 from app import create_app
 from fraud.config import load_paths
 from fraud.model.metrics import card_precision_at_k
-from stages import materialize
 from stages import performance as performance_stage
-from tests.conftest import REPO
+from tests.conftest import REPO, copy_repo, run
 from tests.service.test_app import VALID
 from tests.service.test_server import Server
 from tests.service.test_store_server import raw_transactions
@@ -83,6 +83,52 @@ def test_bad_labels_are_422_naming_the_field(tmp_path: Path, body: Any, field: s
     status, answer = send(make_app(tmp_path), body)
     assert status == 422, answer
     assert field in [d["field"] for d in answer["details"]]
+
+
+def test_a_batch_validates_each_label_as_a_single_one() -> None:
+    """The batch's quick checks (``validate_labels``) agree with ``validate_label`` on every
+    kind of item, valid or not, including a labelled_at just inside and past the skew."""
+    from datetime import UTC, datetime, timedelta
+
+    from app.feedback import MAX_ID, MAX_SKEW_S, validate_label, validate_labels
+
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    edge = now + timedelta(seconds=MAX_SKEW_S)
+    items = [
+        {"transaction_id": "t-0", "is_fraud": 1},
+        {"transaction_id": "t-1", "is_fraud": False, "labelled_at": "2026-11-30T10:00:00"},
+        {"transaction_id": "t-2", "is_fraud": True, "labelled_at": "2026-11-30T12:00:00+02:00"},
+        {"transaction_id": "t-3", "is_fraud": 0, "labelled_at": edge.isoformat()},
+        {
+            "transaction_id": "t-4",
+            "is_fraud": 0,
+            "labelled_at": (edge + timedelta(1e-6)).isoformat(),
+        },
+        {"transaction_id": " ", "is_fraud": 1},
+        {"transaction_id": "x" * (MAX_ID + 1), "is_fraud": 1},
+        {"transaction_id": "t-5", "is_fraud": 1.0},
+        {"transaction_id": "t-6", "is_fraud": 1, "labelled_at": 5},
+        {"transaction_id": "t-7", "is_fraud": 1, "labelled_at": None},
+        {"transaction_id": "t-8", "is_fraud": 1, "extra": 1},
+        ["not", "a", "label"],
+        {"transaction_id": "t-9", "is_fraud": 1, "labelled_at": "2026-11-30T10:00:00.5Z"},
+        {"transaction_id": "t-a", "is_fraud": 1, "labelled_at": "2026-02-30T10:00:00"},
+        {"transaction_id": "t-b", "is_fraud": 1, "labelled_at": "٢٠٢٦-11-30T10:00:00"},
+    ]
+    batch = validate_labels(items + items, now)  # a labelled_at seen twice: parsed once
+    assert batch == [validate_label(item, now) for item in items + items]
+    assert [bool(errors) for _, errors in batch[: len(items)]] == [
+        *[False] * 4,
+        *[True] * 5,
+        False,
+        True,
+        True,
+        False,
+        True,
+        True,
+    ]
+    assert batch[2][0]["labelled_at"] == "2026-11-30T10:00:00.000000+00:00"
+    assert batch[12][0]["labelled_at"] == "2026-11-30T10:00:00.500000+00:00"
 
 
 def test_malformed_json_wrong_type_and_oversized_batch(tmp_path: Path) -> None:
@@ -152,6 +198,21 @@ def test_last_label_wins_idempotent_and_unknown_ids_per_item(tmp_path: Path) -> 
     )
 
 
+@pytest.mark.parametrize("max_ece", [0.0, 1.0])
+def test_the_estimate_is_trusted_only_within_cbpe_max_ece(tmp_path: Path, max_ece: float) -> None:
+    app = make_app(tmp_path, CBPE_MAX_ECE=max_ece)
+    scored(app, 3)
+    headers = {"Authorization": f"Bearer {MONITOR}"}
+    estimate = app.test_client().get("/monitoring/performance", headers=headers).get_json()
+    estimate = estimate["estimated"]
+    ece = app.extensions["fraud"].manifest["test_metrics"]["expected_calibration_error"]
+    assert 0 < ece < 0.1  # evaluate measured it on the tiny model's test split
+    assert estimate["expected_calibration_error"] == ece
+    assert estimate["trusted"] is (max_ece == 1.0)
+    assert f"CBPE_MAX_ECE {max_ece}" in estimate["why"]
+    assert ("within" in estimate["why"]) is estimate["trusted"]
+
+
 def test_performance_endpoint_auth_and_values(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     client = app.test_client()
@@ -191,45 +252,50 @@ def test_performance_endpoint_auth_and_values(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_end_to_end_traffic_labels_performance(tiny_model: TinyModel, tmp_path: Path) -> None:
-    """A real gunicorn (2 workers, SQLite store) scores the test split; labels for two thirds
-    of it arrive by /feedback; /monitoring/performance equals the metrics computed here."""
+def test_end_to_end_traffic_labels_performance_export_retrain(
+    tiny_model: TinyModel, tmp_path: Path
+) -> None:
+    """A real gunicorn (2 workers, SQLite store) scores the tiny data set in time order; labels
+    for two thirds of it arrive by /feedback; /monitoring/performance equals the metrics
+    computed here; the export of the audit log retrains through `dvc repro` and its gate in a
+    temporary git repo."""
     paths = load_paths(tiny_model.params)
     store_url = f"sqlite:///{tmp_path}/features.db"
-    args = ["--url", store_url, "--splits", "train", "valid", "--params", str(tiny_model.params)]
-    assert materialize.main(args) == 0
-    test = pd.read_parquet(paths.processed.test).sort_values("timestamp", kind="stable")
-    test = test.reset_index(drop=True)
-    bodies = raw_transactions(test)
+    splits = (paths.processed.train, paths.processed.valid, paths.processed.test)
+    traffic = pd.concat([pd.read_parquet(p) for p in splits]).sort_values("timestamp")
+    traffic = traffic.reset_index(drop=True)
+    recent = set(pd.read_parquet(paths.processed.test)["transaction_id"])
+    bodies = raw_transactions(traffic)
+    audit = tmp_path / "audit"
     env = {
         "FEATURE_STORE_URL": store_url,
         "FEEDBACK_TOKEN": TOKEN,
         "MONITORING_TOKEN": MONITOR,
-        "PREDICTION_LOG_DIR": str(tmp_path / "audit"),
+        "PREDICTION_LOG_DIR": str(audit),
         "PREDICTION_LOG_FLUSH_SECONDS": "0",
     }
     server = Server(tmp_path, env)
     try:
         server.wait_ready()
         scores: dict[str, float] = {}
-        for start in range(0, len(bodies), 300):
+        for start in range(0, len(bodies), 500):
             status, body = post(
-                server, "/predict/batch", {"transactions": bodies[start : start + 300]}
+                server, "/predict/batch", {"transactions": bodies[start : start + 500]}
             )
             assert status == 200, body
             assert body["n_errors"] == 0, body
             scores |= {r["transaction_id"]: r["fraud_probability"] for r in body["results"]}
-        labelled = test.iloc[[i for i in range(len(test)) if i % 3]]
+        labelled = traffic.iloc[[i for i in range(len(traffic)) if i % 3]]
         labels = [
             {"transaction_id": t, "is_fraud": int(y), "labelled_at": "2026-01-01T00:00:00"}
             for t, y in zip(labelled["transaction_id"], labelled["is_fraud"], strict=True)
         ]
-        for start in range(0, len(labels), 500):
+        for start in range(0, len(labels), 1000):
             status, body = post(
-                server, "/feedback", {"labels": labels[start : start + 500]}, TOKEN
+                server, "/feedback", {"labels": labels[start : start + 1000]}, TOKEN
             )
             assert status == 200, body
-            assert body["n_recorded"] == len(labels[start : start + 500]), body
+            assert body["n_recorded"] == len(labels[start : start + 1000]), body
         status, body = post(server, "/feedback", {"labels": labels[:200]}, TOKEN)
         assert body["n_unchanged"] == 200  # any worker knows what the other recorded
         status, report = get(server, "/monitoring/performance?genuine_after_s=none", MONITOR)
@@ -245,13 +311,9 @@ def test_end_to_end_traffic_labels_performance(tiny_model: TinyModel, tmp_path: 
         if part == EVENTS_PART and key.startswith("merchant:"):
             events = np.frombuffer(data, EVENT)
             stored |= dict(zip(events["id"].tolist(), events["label"].tolist(), strict=True))
-    want = {
-        event_id(t): int(y) for t, y in zip(test["transaction_id"], test["is_fraud"], strict=True)
-    }
-    unlabelled = set(test["transaction_id"]) - set(labelled["transaction_id"])
-    for t in test["transaction_id"]:
-        expected = -1 if t in unlabelled else want[event_id(t)]
-        assert stored[event_id(t)] == expected, t
+    sent = dict(zip(labelled["transaction_id"], labelled["is_fraud"], strict=True))
+    for t in recent:  # the newest events (older ones leave the store with their windows)
+        assert stored[event_id(t)] == sent.get(t, -1), t
     realized = report["realized"]
     y = labelled["is_fraud"].to_numpy(dtype=np.int64)
     s = np.array([scores[t] for t in labelled["transaction_id"]])
@@ -259,9 +321,9 @@ def test_end_to_end_traffic_labels_performance(tiny_model: TinyModel, tmp_path: 
     flagged = s >= threshold
     from sklearn.metrics import average_precision_score
 
-    assert realized["predictions"] == len(test)
+    assert realized["predictions"] == len(traffic)
     assert realized["labelled"] == len(labelled)
-    assert realized["label_coverage"] == round(len(labelled) / len(test), 6)
+    assert realized["label_coverage"] == round(len(labelled) / len(traffic), 6)
     assert realized["precision"] == round((flagged & (y == 1)).sum() / flagged.sum(), 6)
     assert realized["recall"] == round((flagged & (y == 1)).sum() / y.sum(), 6)
     assert realized["pr_auc"] == pytest.approx(average_precision_score(y, s), abs=2e-6)
@@ -269,10 +331,41 @@ def test_end_to_end_traffic_labels_performance(tiny_model: TinyModel, tmp_path: 
     cp, _ = card_precision_at_k(labelled["user_id"].to_numpy(), days, y, s, 100)
     assert realized["card_precision_at_100"] == cp
     estimate = report["estimated"]
-    all_scores = np.array([scores[t] for t in test["transaction_id"]])
+    all_scores = np.array([scores[t] for t in traffic["transaction_id"]])
     high = all_scores >= threshold
     assert estimate["precision"] == round(all_scores[high].mean(), 6)
     assert estimate["recall"] == round(all_scores[high].sum() / all_scores.sum(), 6)
+    retrain_on_the_export(tmp_path / "repo", audit, labelled, len(traffic))
+
+
+def retrain_on_the_export(repo: Path, audit: Path, labelled: pd.DataFrame, n: int) -> None:
+    """make export-production, then make retrain's compose + dvc repro on the export."""
+    copy_repo(repo)
+    out = run(["python", "-m", "stages.export", "--log", str(audit)], repo).stdout
+    # everything was scored seconds ago: no unlabelled row is older than the 7-day delay
+    assert f"export: {len(labelled):,} of {n:,} transactions" in out
+    exported = pd.read_parquet(repo / "data/external/production.parquet")
+    assert dict(zip(exported["transaction_id"], exported["is_fraud"], strict=True)) == dict(
+        zip(labelled["transaction_id"], labelled["is_fraud"], strict=True)
+    )
+    overrides = [
+        "env=development",
+        "data.source=parquet",
+        "data.path=data/external/production.parquet",
+        "model.n_estimators=40",
+        "gate.min_metrics.roc_auc=0.5",
+        "gate.min_metrics.pr_auc=0.01",
+        "gate.min_metrics.recall_at_1pct_fpr=0.0",
+    ]
+    run(["python", "-m", "stages.compose", *overrides], repo)
+    proc = run(["dvc", "repro"], repo)
+    assert f"generate: {len(labelled):,} transactions (parquet)" in proc.stdout
+    assert "gate: passed" in proc.stdout
+    manifest = json.loads((repo / "models/manifest.json").read_text())
+    assert manifest["gate"]["passed"] is True
+    assert manifest["test_metrics"]["expected_calibration_error"] >= 0
+    raw = pd.read_parquet(repo / "data/raw/transactions.parquet")
+    assert int(raw["is_fraud"].sum()) == int(labelled["is_fraud"].sum())
 
 
 def post(server: Server, path: str, body: Any, token: str | None = None) -> tuple[int, Any]:

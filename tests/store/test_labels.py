@@ -85,3 +85,28 @@ def test_a_label_is_invisible_before_the_delay_and_visible_after(
     entity = next(e for e in store.features.entities if e.risk)
     name = f"{entity.prefix}_fraud_count_{entity.risk[0][0]}"
     assert [float(p.history[name][0]) for p in probes] == [0.0, 1.0]
+
+
+def test_a_transaction_labelled_twice_in_one_call_gets_the_later_label(
+    store_url: str,  # noqa: F811 - the fixture
+) -> None:
+    df = random_frame(300, 10, seed=3, span_days=3).sort_values("timestamp", kind="stable")
+    df = df.reset_index(drop=True)
+    store = OnlineStore(open_backend(store_url), OnlineFeatures(fit_state(df, CFG), 0))
+    replay(store, df, [60], labels=False)
+    some = labels_of(store, df.iloc[:4])
+    twice = Labels(
+        t=np.r_[some.t, some.t[:1], some.t[:1] + 1],  # the last: not that transaction's time
+        id=np.r_[some.id, some.id[:1], some.id[:1]],
+        label=np.array([0, 0, 0, 0, 1, 0], dtype=np.int8),
+        entities={c: [*v, v[0], v[0]] for c, v in some.entities.items()},
+    )
+    assert store.label(twice).tolist() == [True, True, True, True, True, False]
+    stored = {}
+    from fraud.store.layout import EVENT, EVENTS_PART
+
+    for _, part, data in store.backend.scan():
+        if part == EVENTS_PART:
+            events = np.frombuffer(data, EVENT)
+            stored |= dict(zip(events["id"].tolist(), events["label"].tolist(), strict=True))
+    assert [stored[i] for i in some.id.tolist()] == [1, 0, 0, 0]

@@ -360,3 +360,19 @@ def test_bad_current_data_is_reported_like_the_pipelines_schema_errors(
     code, out = drift_cmd("--current", hours, *outs)
     assert code == 2
     assert f"{hours}: column 'hour_of_day': 200 rows not an integer 0-23" in out
+
+
+@pytest.mark.parametrize(
+    ("lines", "want"),
+    [
+        ([b'{"a": 1}\n', b'{"b": 2}\n'], ([{"a": 1}, {"b": 2}], 0)),
+        ([b'{"a": 1}\n', b'{"b": 2}, {"c": 3}\n', b"[1]\n", b"\n"], ([{"a": 1}], 3)),
+        ([b'{"a": 1}\n', b'{"b": 2'], ([{"a": 1}], 1)),  # a writer mid-flush
+        ([b"not json\n", b'{"a": 1}\n'], ([{"a": 1}], 1)),
+        ([], ([], 0)),
+    ],
+)
+def test_log_lines_parse_whole_objects_only(lines: list[bytes], want: tuple) -> None:
+    from fraud.monitoring.auditlog import parse_log_lines
+
+    assert parse_log_lines(lines) == want

@@ -14,6 +14,7 @@ from fraud.model.metrics import CalibrationConfig, EvaluateConfig, ScoreBins
 from fraud.model.plots import (
     calibration,
     calibration_edges,
+    expected_calibration_error,
     log_edges,
     plot_data,
     score_histogram,
@@ -169,6 +170,24 @@ def test_calibration_counts_exact() -> None:
             "positives": 3,
         },
     ]
+
+
+def test_expected_calibration_error_exact() -> None:
+    # |sum s - frauds| per bin: 5e-5, 0.02, |0.16 - 2|, |2.49 - 3|; over 9 rows
+    assert expected_calibration_error(Y9, S9, EDGES) == round(2.37005 / 9, 6)
+    rows = calibration(Y9, S9, EDGES)  # the same as the plot's rows, count-weighted
+    weighted = sum(r["count"] * abs(r["mean_predicted"] - r["fraction_positive"]) for r in rows)
+    assert expected_calibration_error(Y9, S9, EDGES) == pytest.approx(weighted / 9, abs=1e-6)
+
+
+def test_expected_calibration_error_of_calibrated_scores_is_small() -> None:
+    rng = np.random.default_rng(0)
+    s = rng.uniform(0, 1, 200_000)
+    calibrated = (rng.uniform(0, 1, len(s)) < s).astype(int)
+    edges = [0.0, 0.1, 0.2, 0.5, 0.8, 1.0]
+    assert expected_calibration_error(calibrated, s, edges) < 0.01
+    assert expected_calibration_error(calibrated, s**2, edges) > 0.1  # scores too low
+    assert expected_calibration_error(np.array([0, 1]), np.array([0.5, 0.5]), EDGES) == 0.0
 
 
 def test_calibration_leaves_out_empty_bins() -> None:
