@@ -34,8 +34,8 @@ def error_payload(error: str, message: str, details: list[Any] | None = None) ->
 
 #: The body of an unexpected failure (the exception itself is only logged).
 INTERNAL_ERROR = error_payload("internal_error", "internal server error")
-#: The Open Inference Protocol's paths (``app.v2``): its errors are ``{"error": message}``,
-#: routing's 404 and 405 too, which Flask hands to the app's handlers, not the blueprint's.
+#: The Open Inference Protocol's paths (``app.v2``): their HTTP errors (routing's 404 and 405
+#: included, which never reach a blueprint's handlers) are ``{"error": message}``.
 V2_PREFIX = "/v2/"
 
 

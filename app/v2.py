@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import orjson
 from flask import Blueprint, Response, current_app, request
-from werkzeug.exceptions import HTTPException
 
 from app.api import readiness
 from app.errors import ApiError
@@ -71,11 +70,6 @@ def _v2_error(exc: V2Error) -> Response:
 @v2.errorhandler(ApiError)
 def _api_error(exc: ApiError) -> Response:
     return _json({"error": exc.message}, exc.status)
-
-
-@v2.errorhandler(HTTPException)
-def _http_error(exc: HTTPException) -> Response:
-    return _json({"error": exc.description or exc.name}, exc.code or 500)
 
 
 def _state() -> Any:
