@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.serve import batch_body, throughput_of
+from benchmarks.serve import batch_body, throughput_of, write_result
 from tests.conftest import REPO
 from tests.service.test_server import Server, request
 
@@ -38,13 +38,7 @@ FEEDBACK_TOKEN = "bench-feedback-token"
 
 def start(tmp: Path, env: dict[str, str]) -> Server:
     tmp.mkdir(parents=True, exist_ok=True)
-    server = Server(tmp, {"FEATURE_STORE_URL": "none", **env})
-    try:
-        server.wait_ready()
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    return Server.started(tmp, {"FEATURE_STORE_URL": "none", **env})
 
 
 def predict_round(tmp: Path, audit: bool, args: argparse.Namespace) -> dict[str, Any]:
@@ -206,9 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         "audit_log_us_per_record": cost,
         "targets": TARGETS,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result(args.out, result)
     return 0
 
 

@@ -28,7 +28,14 @@ import time
 import urllib.request
 from pathlib import Path
 
-from benchmarks.serve import batch_body, feature_matrix, rss_mib, worker_rss_mib, wrk_load
+from benchmarks.serve import (
+    batch_body,
+    feature_matrix,
+    rss_mib,
+    worker_rss_mib,
+    write_result,
+    wrk_load,
+)
 from tests.conftest import REPO, free_port
 from tests.service.test_server import Server, request
 
@@ -201,9 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     result["ours_over_mlserver_batch"] = round(
         result["ours"][key]["rps"] / max(result["mlserver"][key]["rps"], 1e-9), 3
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result(args.out, result)
     return 0
 
 

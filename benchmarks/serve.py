@@ -215,6 +215,13 @@ def v2_bodies(tx: dict, size: int = 1000) -> tuple[bytes, bytes]:
     return json.dumps(matrix).encode(), json.dumps(named).encode()
 
 
+def write_result(path: Path, result: dict) -> None:
+    """Write a benchmark's result as indented JSON to ``path`` and print it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
 def rss_mib(pid: int) -> float:
     """RSS of one process, MiB."""
     status = Path(f"/proc/{pid}/status").read_text()
@@ -413,9 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "targets": TARGETS,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result(args.out, result)
     return 0
 
 

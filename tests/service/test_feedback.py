@@ -20,7 +20,7 @@ from fraud.model.metrics import card_precision_at_k
 from stages import performance as performance_stage
 from tests.conftest import REPO, copy_repo, run
 from tests.service.test_app import VALID
-from tests.service.test_server import Server
+from tests.service.test_server import Server, request
 from tests.service.test_store_server import raw_transactions
 from tests.tiny_model import TinyModel
 
@@ -369,24 +369,8 @@ def retrain_on_the_export(repo: Path, audit: Path, labelled: pd.DataFrame, n: in
 
 
 def post(server: Server, path: str, body: Any, token: str | None = None) -> tuple[int, Any]:
-    return call(server, path, json.dumps(body).encode(), token)
+    return request(server.url + path, body, timeout=60, token=token)
 
 
 def get(server: Server, path: str, token: str | None = None) -> tuple[int, Any]:
-    return call(server, path, None, token)
-
-
-def call(server: Server, path: str, data: bytes | None, token: str | None) -> tuple[int, Any]:
-    import urllib.error
-    import urllib.request
-
-    req = urllib.request.Request(server.url + path, data=data, method="POST" if data else "GET")
-    if data:
-        req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
+    return request(server.url + path, timeout=60, token=token)

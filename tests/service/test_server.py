@@ -29,11 +29,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def request(url: str, body: object | None = None, timeout: float = 10) -> tuple[int, dict | str]:
+def request(
+    url: str, body: object | None = None, timeout: float = 10, token: str | None = None
+) -> tuple[int, dict | str]:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method="POST" if data else "GET")
     if data:
         req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             text = resp.read().decode()
@@ -69,6 +73,17 @@ class Server:
             stdout=open(self.log, "w"),  # noqa: SIM115 - closed with the process
             stderr=subprocess.STDOUT,
         )
+
+    @classmethod
+    def started(cls, tmp: Path, extra_env: dict[str, str] | None = None) -> Server:
+        """A server that answers /ready (stopped again if it does not)."""
+        server = cls(tmp, extra_env)
+        try:
+            server.wait_ready()
+        except BaseException:
+            server.stop()
+            raise
+        return server
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

@@ -49,13 +49,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def serve(tmp_path: Path, store_url: str) -> Server:
-    server = Server(tmp_path, {"FEATURE_STORE_URL": store_url, "FEATURE_STORE_DEBUG": "1"})
-    try:
-        server.wait_ready()
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    return Server.started(tmp_path, {"FEATURE_STORE_URL": store_url, "FEATURE_STORE_DEBUG": "1"})
 
 
 def test_replaying_the_test_split_answers_the_offline_history(
