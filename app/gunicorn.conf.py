@@ -7,11 +7,9 @@ model) and the C tree kernel, so a forked worker starts in about 0.15 s instead 
 which matters each time one is recycled. Prometheus runs in multiprocess mode: the metrics
 directory is created clean at start and dead workers' files are marked on exit.
 
-SIGTERM drains (``DrainingWorker``): for ``DRAIN_SECONDS`` (default 5) each worker keeps
-accepting and serving, connections already queued included, while ``/ready`` answers 503 so
-a load balancer stops sending; then it finishes its request and exits. gunicorn's own
-SIGTERM closes the listening socket at once, dropping what waits in its accept queue.
-SIGINT and SIGQUIT still stop at once.
+The workers are ``app.worker.ServiceWorker``: gunicorn's sync worker with every wait on a
+client (an idle or slow sender, a slow reader, the closing linger) in one poll loop, so no
+client can hold a worker, and a SIGTERM drain of ``DRAIN_SECONDS`` (see app/worker.py).
 """
 
 from __future__ import annotations
@@ -21,22 +19,15 @@ import math
 import os
 import shutil
 import tempfile
-import threading
 from typing import Any
-
-from gunicorn.workers.sync import SyncWorker
 
 # Loopback unless HOST says otherwise: `make serve` on a laptop is not open to its network;
 # the image sets HOST=0.0.0.0 (App Platform routes to the container's port).
 bind = f"{os.environ.get('HOST') or '127.0.0.1'}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
 timeout = 30
-#: Seconds a worker keeps serving after SIGTERM, with /ready answering 503.
-DRAIN_SECONDS = float(os.environ.get("DRAIN_SECONDS") or 5)
-if DRAIN_SECONDS < 0:
-    raise ValueError(f"DRAIN_SECONDS must be >= 0, got {DRAIN_SECONDS}")
-# the drain, then the longest request (timeout), before the master kills a worker
-graceful_timeout = math.ceil(DRAIN_SECONDS) + timeout
+# Answers go through the worker's loop (app.worker), never straight to the socket.
+sendfile = False
 max_requests = 50000
 max_requests_jitter = 5000
 preload_app = False
@@ -55,8 +46,8 @@ if _OWN_METRICS_DIR:
 METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 # After PROMETHEUS_MULTIPROC_DIR is set: prometheus_client picks its value store on import.
-import app.api  # noqa: E402
-import app.predict  # noqa: E402
+import app.api  # noqa: E402  (imported before the workers fork)
+import app.predict  # noqa: E402, F401
 import fraud.runtime.artifact  # noqa: E402  (the artifact format and its runtimes)
 import fraud.runtime.scoring  # noqa: E402, F401
 from fraud.runtime import native  # noqa: E402
@@ -66,29 +57,11 @@ from fraud.runtime import native  # noqa: E402
 native.kernel()
 
 
-class DrainingWorker(SyncWorker):
-    """A sync worker whose SIGTERM starts a drain of ``DRAIN_SECONDS`` instead of stopping."""
+from app.worker import DRAIN_SECONDS, ServiceWorker  # noqa: E402
 
-    def handle_exit(self, sig: int, frame: Any) -> None:
-        """SIGTERM: mark the app draining (``/ready`` 503) and stop after the grace period."""
-        if app.api.DRAINING.is_set():
-            return
-        app.api.DRAINING.set()
-        self.log.info("worker %s draining for %gs", self.pid, DRAIN_SECONDS)
-        if DRAIN_SECONDS == 0:
-            self.alive = False
-            return
-        timer = threading.Timer(DRAIN_SECONDS, self._stop)
-        timer.daemon = True
-        timer.start()
-
-    def _stop(self) -> None:
-        """End of the drain: leave the accept loop, waking it if it waits in select()."""
-        self.alive = False
-        os.write(self.PIPE[1], b"1")
-
-
-worker_class = DrainingWorker
+worker_class = ServiceWorker
+# the drain, then the longest request (timeout), before the master kills a worker
+graceful_timeout = math.ceil(DRAIN_SECONDS) + timeout
 
 
 def on_starting(server: Any) -> None:
