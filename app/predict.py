@@ -308,24 +308,36 @@ def score_batch(app: Flask, body: Any, started: float) -> dict[str, Any]:
         else:
             valid.append((i, record, warnings))
     scored, refused, sources, history = _score(app, [record for _, record, _ in valid])
-    answered = now()
+    answered, version = now(), state.scorer.version
+    debug = app.config["FEATURE_STORE_DEBUG"]
     n = 0
     for k, (i, record, warnings) in enumerate(valid):
         if k in refused:
             results[i] = {"index": i, "errors": refused[k]}
             continue
         n += 1
-        results[i] = _answer(
-            app,
-            scored[k],
-            record,
-            warnings,
-            answered,
-            scored[k]["prediction_id"],
-            sources[k],
-            history.get(k),
-            {"index": i},
-        )
+        # _answer's entry, written out: a function call or two per item is ~10% of a batch
+        result, source = scored[k], sources[k]
+        if source == NONE:
+            warnings = [*warnings, NO_HISTORY_WARNING]
+        more = result["warnings"]
+        out = {
+            "index": i,
+            "fraud_probability": result["fraud_probability"],
+            "is_fraud": bool(result["is_fraud"]),
+            "risk_level": result["risk_level"],
+            "prediction_id": result["prediction_id"],
+            "timestamp": answered,
+            "model_version": version,
+            "reasons": result["reasons"],
+            "warnings": warnings + more if more else warnings,
+            "history_source": source,
+        }
+        if "transaction_id" in record:
+            out["transaction_id"] = record["transaction_id"]
+        if debug and source == STORE:
+            out["history"] = history.get(k)
+        results[i] = out
     return {
         "results": results,
         "n_scored": n,

@@ -159,25 +159,52 @@ class Scorer:
         """Each row's reasons as the API gives them: feature, value, contribution, largest
         first; an empty slot is left out, a non-finite feature value (missing history) is null.
 
-        One gather and one ``tolist`` per array; Python only builds the dicts.
+        One gather and one ``tolist`` per slot and array; Python only builds the dicts, slot
+        by slot (one comprehension over the rows per slot, then the rows' lists by ``zip``: ~2x
+        faster than a comprehension per row); a row with an empty slot drops it afterwards.
+        One row (a /predict) takes the per-row comprehension: fewer ``tolist`` calls.
         """
+        n, k = reasons.feature.shape
+        if k == 0:
+            return [[] for _ in range(n)]
         values = reasons.value
         finite = np.isfinite(values)
-        values_out = (values if finite.all() else np.where(finite, values, None)).tolist()
-        return [
-            [
-                {"feature": n, "value": v, "contribution": c}
-                for n, v, c, k in zip(ns, vs, cs, ks, strict=True)
-                if k
+        values_out = values if finite.all() else np.where(finite, values, None)
+        names = self._names[reasons.feature]
+        if n == 1:
+            return [
+                [
+                    {"feature": name, "value": value, "contribution": contribution}
+                    for name, value, contribution, kept in zip(
+                        names[0].tolist(),
+                        values_out[0].tolist(),
+                        reasons.contribution[0].tolist(),
+                        reasons.keep[0].tolist(),
+                        strict=True,
+                    )
+                    if kept
+                ]
             ]
-            for ns, vs, cs, ks in zip(
-                self._names[reasons.feature].tolist(),
-                values_out,
-                reasons.contribution.tolist(),
-                reasons.keep.tolist(),
-                strict=True,
-            )
+        contributions = reasons.contribution
+        slots = [
+            [
+                {"feature": name, "value": value, "contribution": contribution}
+                for name, value, contribution in zip(
+                    names[:, j].tolist(),
+                    values_out[:, j].tolist(),
+                    contributions[:, j].tolist(),
+                    strict=True,
+                )
+            ]
+            for j in range(k)
         ]
+        rows = list(map(list, zip(*slots, strict=True)))
+        keep = reasons.keep
+        partial = ~keep.all(axis=1)
+        if partial.any():
+            for i in np.flatnonzero(partial).tolist():
+                rows[i] = [d for d, kept in zip(rows[i], keep[i].tolist(), strict=True) if kept]
+        return rows
 
     def _results(self, x: np.ndarray, warnings: list[list[str]]) -> list[dict[str, Any]]:
         """Result dicts of rows ``x``: ``score_matrix``'s values, row by row (the decision and
