@@ -31,6 +31,7 @@ from app.errors import INTERNAL_ERROR, ApiError, error_payload
 from app.history import DUPLICATE_WARNING, NO_HISTORY_WARNING, NONE, STORE
 from app.keys import key_name
 from app.monitoring import log_predictions
+from app.validation import Columns
 
 logger = logging.getLogger(__name__)
 JSON_MIMETYPE = "application/json"
@@ -203,16 +204,20 @@ def _plain(values: Any) -> list[Any]:
 
 
 def _score(
-    app: Flask, records: list[dict[str, Any]]
+    app: Flask, records: list[dict[str, Any]], columns: Columns | None = None
 ) -> tuple[dict[int, dict[str, Any]], dict[int, list[dict[str, str]]], list[str], dict]:
     """Score validated records with their history (``app.history``): (results by position,
-    refused by position, each record's history source, the store's history by position)."""
+    refused by position, each record's history source, the store's history by position).
+    ``columns``: the records' clean columns (``TransactionValidator.batch_columns``)."""
     state = app.extensions["fraud"]
     sourced = state.history.resolve(records)
     store_rows = sourced.rows
     other = [k for k, s in enumerate(sourced.sources) if s != STORE]
     results: dict[int, dict[str, Any]] = {}
-    if other:
+    if len(other) == len(records):  # none from the store: the columns are these records'
+        scored = state.scorer.score_records(records, columns=columns)
+        results.update(enumerate(scored))
+    elif other:
         scored = state.scorer.score_records([records[k] for k in other])
         results.update(zip(other, scored, strict=True))
     history: dict[int, dict[str, Any]] = {}
@@ -302,12 +307,13 @@ def score_batch(app: Flask, body: Any, started: float) -> dict[str, Any]:
         )
     results: list[dict[str, Any] | None] = [None] * len(items)
     valid: list[tuple[int, dict[str, Any], list[str]]] = []
-    for i, (record, warnings, errors) in enumerate(state.validate.batch(items)):
+    validated, columns = state.validate.batch_columns(items)
+    for i, (record, warnings, errors) in enumerate(validated):
         if errors:
             results[i] = {"index": i, "errors": errors}
         else:
             valid.append((i, record, warnings))
-    scored, refused, sources, history = _score(app, [record for _, record, _ in valid])
+    scored, refused, sources, history = _score(app, [record for _, record, _ in valid], columns)
     answered, version = now(), state.scorer.version
     debug = app.config["FEATURE_STORE_DEBUG"]
     n = 0

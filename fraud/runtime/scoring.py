@@ -8,13 +8,14 @@ probabilities and per-feature contributions, whatever the model kind.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from fraud.features.transform import transform_records
+from fraud.features.state import FeatureState
+from fraud.features.transform import _all_known, _unknown_warning, transform, transform_records
 from fraud.runtime.artifact import ModelArtifact
 
 RISK_LOW = "low"
@@ -72,6 +73,35 @@ class ServingConfig:
             raise ValueError(f"top_reasons must be >= 0, got {self.top_reasons}")
         if self.max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
+
+
+def transform_columns_of(
+    columns: Mapping[str, Sequence[Any]],
+    n: int,
+    state: FeatureState,
+    history: Mapping[str, np.ndarray] | None = None,
+) -> tuple[np.ndarray, list[list[str]]]:
+    """``transform_records`` of ``n`` records given as ``columns`` (field -> one value per
+    record, none None), bit for bit: the same lists into ``transform``, an absent history
+    field the same default, an unknown category the same warning (tested against it)."""
+    given: dict[str, list[Any]] = {}
+    for name in state.record_fields:
+        if name not in columns:
+            raise ValueError(f"missing field '{name}'")
+        given[name] = list(columns[name])
+    for name, default in state._history_plan:
+        if history is not None:
+            given[name] = history[name]
+        else:
+            given[name] = list(columns[name]) if name in columns else [default] * n
+    warnings: list[list[str]] = [[] for _ in range(n)]
+    for col, table, _ in state._lookups:
+        if _all_known(given[col], table):
+            continue
+        for i, value in enumerate(given[col]):
+            if not (isinstance(value, str) and value in table):
+                warnings[i].append(_unknown_warning(col, value))
+    return transform(given, state), warnings
 
 
 class Reasons(NamedTuple):
@@ -228,13 +258,20 @@ class Scorer:
         self,
         records: list[Mapping[str, Any]],
         history: Mapping[str, np.ndarray] | None = None,
+        columns: Mapping[str, Sequence[Any]] | None = None,
     ) -> list[dict[str, Any]]:
         """Score validated records in one model call: fraud_probability, is_fraud, risk_level,
         reasons and warnings per record. ``history``: the history columns computed by the
-        online store (one value per record), instead of the records' history fields."""
+        online store (one value per record), instead of the records' history fields.
+        ``columns``: the records' fields as columns (field -> one value per record, none
+        None: a regular batch's, ``app.validation``), read instead of the records."""
         if not records:
             return []
-        x, warnings = transform_records(records, self.artifact.feature_state, history)
+        state = self.artifact.feature_state
+        if columns is not None and len(records) > 1:
+            x, warnings = transform_columns_of(columns, len(records), state, history)
+        else:
+            x, warnings = transform_records(records, state, history)
         return self._results(x, warnings)
 
     def score_record(self, record: Mapping[str, Any]) -> dict[str, Any]:
