@@ -173,7 +173,7 @@ def infer(name: str, version: str | None = None) -> Response:
             request.get_data(cache=False), request.headers.get(HEADER_LENGTH)
         )
         body = parse_json(head)
-        tensors = decode_inputs(body, binary)
+        tensors = decode_inputs(body, binary, head)
         wanted, as_binary = _requested(body)
     except TensorError as exc:
         raise V2Error(400, str(exc)) from None
