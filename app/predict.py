@@ -175,13 +175,13 @@ def _record_scored(
         log_predictions(
             app,
             [
-                {
+                {  # in the log's order (AUDIT_FIELDS first): its quickest path
                     "prediction_id": result["prediction_id"],
-                    **record,
-                    **(h or {}),
                     "fraud_probability": result["fraud_probability"],
                     "decision": "fraud" if result["is_fraud"] else "legit",
                     "history_source": source,
+                    **record,
+                    **(h or {}),
                 }
                 for record, result, h, source in zip(
                     records, results, history, sources, strict=True
