@@ -229,8 +229,8 @@ def _score(
             history = dict(zip(store_rows, rows, strict=True))
     order = sorted(results)
     ids = _prediction_ids(len(order))
-    for j, k in enumerate(order):
-        results[k]["prediction_id"] = ids[32 * j : 32 * j + 32]
+    for k, start in zip(order, range(0, 32 * len(order), 32), strict=True):
+        results[k]["prediction_id"] = ids[start : start + 32]
     _record_scored(
         app,
         [records[k] for k in order],
@@ -330,7 +330,7 @@ def score_batch(app: Flask, body: Any, started: float) -> dict[str, Any]:
         out = {
             "index": i,
             "fraud_probability": result["fraud_probability"],
-            "is_fraud": bool(result["is_fraud"]),
+            "is_fraud": result["is_fraud"],  # a bool (Scorer.score_records)
             "risk_level": result["risk_level"],
             "prediction_id": result["prediction_id"],
             "timestamp": answered,
