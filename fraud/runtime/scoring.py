@@ -8,13 +8,14 @@ probabilities and per-feature contributions, whatever the model kind.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from fraud.features.transform import transform_records
+from fraud.features.state import FeatureState
+from fraud.features.transform import _all_known, _unknown_warning, transform, transform_records
 from fraud.runtime.artifact import ModelArtifact
 
 RISK_LOW = "low"
@@ -72,6 +73,35 @@ class ServingConfig:
             raise ValueError(f"top_reasons must be >= 0, got {self.top_reasons}")
         if self.max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
+
+
+def transform_columns_of(
+    columns: Mapping[str, Sequence[Any]],
+    n: int,
+    state: FeatureState,
+    history: Mapping[str, np.ndarray] | None = None,
+) -> tuple[np.ndarray, list[list[str]]]:
+    """``transform_records`` of ``n`` records given as ``columns`` (field -> one value per
+    record, none None), bit for bit: the same lists into ``transform``, an absent history
+    field the same default, an unknown category the same warning (tested against it)."""
+    given: dict[str, list[Any]] = {}
+    for name in state.record_fields:
+        if name not in columns:
+            raise ValueError(f"missing field '{name}'")
+        given[name] = list(columns[name])
+    for name, default in state._history_plan:
+        if history is not None:
+            given[name] = history[name]
+        else:
+            given[name] = list(columns[name]) if name in columns else [default] * n
+    warnings: list[list[str]] = [[] for _ in range(n)]
+    for col, table, _ in state._lookups:
+        if _all_known(given[col], table):
+            continue
+        for i, value in enumerate(given[col]):
+            if not (isinstance(value, str) and value in table):
+                warnings[i].append(_unknown_warning(col, value))
+    return transform(given, state), warnings
 
 
 class Reasons(NamedTuple):
@@ -135,6 +165,7 @@ class Scorer:
         self.top_k = int(top_k)
         self.feature_names: list[str] = artifact.feature_names
         self._names = np.array(self.feature_names, dtype=object)
+        self._levels = np.array(RISK_LEVELS, dtype=object)
         self.threshold = float(artifact.threshold)
         self.version: str = str(self.manifest.get("sha256", ""))[:12]
         self._model = artifact.model
@@ -159,41 +190,74 @@ class Scorer:
         """Each row's reasons as the API gives them: feature, value, contribution, largest
         first; an empty slot is left out, a non-finite feature value (missing history) is null.
 
-        One gather and one ``tolist`` per array; Python only builds the dicts.
+        One gather and one ``tolist`` per slot and array; Python only builds the dicts, slot
+        by slot (one comprehension over the rows per slot, then the rows' lists by ``zip``: ~2x
+        faster than a comprehension per row); a row with an empty slot drops it afterwards.
+        One row (a /predict) takes the per-row comprehension: fewer ``tolist`` calls.
         """
+        n, k = reasons.feature.shape
+        if k == 0:
+            return [[] for _ in range(n)]
         values = reasons.value
         finite = np.isfinite(values)
-        values_out = (values if finite.all() else np.where(finite, values, None)).tolist()
-        return [
-            [
-                {"feature": n, "value": v, "contribution": c}
-                for n, v, c, k in zip(ns, vs, cs, ks, strict=True)
-                if k
+        values_out = values if finite.all() else np.where(finite, values, None)
+        names = self._names[reasons.feature]
+        if n == 1:
+            return [
+                [
+                    {"feature": name, "value": value, "contribution": contribution}
+                    for name, value, contribution, kept in zip(
+                        names[0].tolist(),
+                        values_out[0].tolist(),
+                        reasons.contribution[0].tolist(),
+                        reasons.keep[0].tolist(),
+                        strict=True,
+                    )
+                    if kept
+                ]
             ]
-            for ns, vs, cs, ks in zip(
-                self._names[reasons.feature].tolist(),
-                values_out,
-                reasons.contribution.tolist(),
-                reasons.keep.tolist(),
-                strict=True,
-            )
+        contributions = reasons.contribution
+        slots = [
+            [
+                {"feature": name, "value": value, "contribution": contribution}
+                for name, value, contribution in zip(
+                    names[:, j].tolist(),
+                    values_out[:, j].tolist(),
+                    contributions[:, j].tolist(),
+                    strict=True,
+                )
+            ]
+            for j in range(k)
         ]
+        rows = list(map(list, zip(*slots, strict=True)))
+        keep = reasons.keep
+        partial = ~keep.all(axis=1)
+        if partial.any():
+            for i in np.flatnonzero(partial).tolist():
+                rows[i] = [d for d, kept in zip(rows[i], keep[i].tolist(), strict=True) if kept]
+        return rows
 
     def _results(self, x: np.ndarray, warnings: list[list[str]]) -> list[dict[str, Any]]:
-        """Result dicts of rows ``x``: ``score_matrix``'s values, row by row (the decision and
-        level per row in Python: for one request cheaper than the vectorised pair)."""
+        """Result dicts of rows ``x``: ``score_matrix``'s values, row by row. The decision and
+        level: per row in Python for one row (cheaper than the vectorised pair), vectorised
+        for more (the same comparisons, ``RiskBands.codes``)."""
         probabilities, reasons = self._predict(x)
-        threshold, level = self.threshold, self.bands.level
+        values = probabilities.tolist()
+        if len(values) == 1:
+            decisions, levels = [values[0] >= self.threshold], [self.bands.level(values[0])]
+        else:
+            decisions = (probabilities >= self.threshold).tolist()
+            levels = self._levels[self.bands.codes(probabilities)].tolist()
         return [
             {
                 "fraud_probability": p,
-                "is_fraud": p >= threshold,
-                "risk_level": level(p),
+                "is_fraud": decision,
+                "risk_level": level,
                 "reasons": row_reasons,
                 "warnings": w,
             }
-            for p, row_reasons, w in zip(
-                probabilities.tolist(), self.reason_dicts(reasons), warnings, strict=True
+            for p, decision, level, row_reasons, w in zip(
+                values, decisions, levels, self.reason_dicts(reasons), warnings, strict=True
             )
         ]
 
@@ -201,13 +265,20 @@ class Scorer:
         self,
         records: list[Mapping[str, Any]],
         history: Mapping[str, np.ndarray] | None = None,
+        columns: Mapping[str, Sequence[Any]] | None = None,
     ) -> list[dict[str, Any]]:
         """Score validated records in one model call: fraud_probability, is_fraud, risk_level,
         reasons and warnings per record. ``history``: the history columns computed by the
-        online store (one value per record), instead of the records' history fields."""
+        online store (one value per record), instead of the records' history fields.
+        ``columns``: the records' fields as columns (field -> one value per record, none
+        None: a regular batch's, ``app.validation``), read instead of the records."""
         if not records:
             return []
-        x, warnings = transform_records(records, self.artifact.feature_state, history)
+        state = self.artifact.feature_state
+        if columns is not None and len(records) > 1:
+            x, warnings = transform_columns_of(columns, len(records), state, history)
+        else:
+            x, warnings = transform_records(records, state, history)
         return self._results(x, warnings)
 
     def score_record(self, record: Mapping[str, Any]) -> dict[str, Any]:
