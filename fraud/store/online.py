@@ -36,14 +36,17 @@ from fraud.store.layout import (
     BASE,
     BASE_PART,
     EVENT,
-    EVENTS_PART,
     FOLD_MS,
     NO_TIME,
     SEEN_PART,
+    SPLIT_EVENTS,
     Batch,
     Changes,
     Loaded,
     Result,
+    events_blob,
+    save_events,
+    split_at,
 )
 from fraud.store.single import compute_one
 
@@ -155,7 +158,7 @@ class _Kind:
             b"".join(p.get(BASE_PART, empty) for p in self.parts), dtype=BASE
         ).copy()
         self.known = np.array([BASE_PART in p for p in self.parts], dtype=bool)
-        blobs = [p.get(EVENTS_PART, b"") for p in self.parts]
+        blobs = [events_blob(p) for p in self.parts]
         self.context = np.frombuffer(b"".join(blobs), dtype=EVENT)
         self.context_code = np.repeat(
             np.arange(len(blobs), dtype=np.int64), [len(b) // EVENT.itemsize for b in blobs]
@@ -393,9 +396,13 @@ class _Kind:
         kept_start[code[self.start]] = self.start + np.add.reduceat(fold, self.start)
         kept_end = np.zeros(k, dtype=np.int64)
         kept_end[code[self.start]] = block_end
+        times = np.ascontiguousarray(t)
         for i in np.flatnonzero(touched | folded).tolist():
-            part = changes.setdefault(self.keys[i], {})
+            part: dict[int, bytes | None] = {}
             s, e = int(kept_start[i]), int(kept_end[i])
-            part[EVENTS_PART] = events[s:e].tobytes() if e > s else None
+            at = split_at(times[s:e]) if e - s > SPLIT_EVENTS else 0
+            save_events(part, self.parts[i], events[s:e].tobytes(), at)
             if rewrite[i]:
                 part[BASE_PART] = base[i : i + 1].tobytes()
+            if part:
+                changes.setdefault(self.keys[i], {}).update(part)

@@ -22,12 +22,15 @@ from fraud.store.layout import (
     BASE,
     BASE_PART,
     EVENT,
-    EVENTS_PART,
     SEEN_PART,
+    SPLIT_EVENTS,
     Batch,
     Changes,
     Loaded,
     Result,
+    events_blob,
+    save_events,
+    split_at,
 )
 
 if TYPE_CHECKING:
@@ -53,7 +56,7 @@ class _Key:
         self.known = BASE_PART in parts
         self.base = np.frombuffer(parts[BASE_PART] if self.known else _EMPTY_BASE.tobytes(), BASE)
         self.base = self.base.copy()
-        self.events = np.frombuffer(parts.get(EVENTS_PART, b""), EVENT)
+        self.events = np.frombuffer(events_blob(parts), EVENT)
         self.t = self.events["t"]
         #: a few events: plain lists, where numpy's fixed cost per call is the whole cost
         self.lists = (
@@ -227,7 +230,7 @@ def _save(k: _Key, batch: Batch, end: int, lateness: int, changes: Changes) -> N
     else:
         at = int(k.t.searchsorted(t, side="right"))
         first, latest = min(t, int(k.t[0])), max(t, int(k.t[-1]))
-    old = k.parts.get(EVENTS_PART, b"")
+    old = events_blob(k.parts)
     blob = old[: at * EVENT.itemsize] + new + old[at * EVENT.itemsize :]
     n, total, c, c2, last, shift, horizon = k.base.tolist()[0]
     if not k.known:
@@ -253,6 +256,10 @@ def _save(k: _Key, batch: Batch, end: int, lateness: int, changes: Changes) -> N
         last, horizon = max(last, gone_last), max(horizon, cut)
         blob = blob[folded * EVENT.itemsize :]
     part = changes.setdefault(k.key, {})
-    part[EVENTS_PART] = blob or None
+    split = 0
+    if len(blob) > SPLIT_EVENTS * EVENT.itemsize:
+        times = [*times[:at], t, *times[at:]][folded:] if small is not None else None
+        split = split_at(times if times is not None else np.frombuffer(blob, EVENT)["t"])
+    save_events(part, k.parts, blob, split)
     if folded or not k.known:
         part[BASE_PART] = _BASE.pack(n, total, c, c2, last, shift, horizon)
