@@ -31,22 +31,14 @@ from fraud.features.spec import (
     sorted_windows,
     window_column,
 )
+from fraud.store import layout
 from fraud.store.layout import (
-    _EMPTY_BASE,
-    BASE,
     BASE_PART,
-    EVENT,
-    FOLD_MS,
     NO_TIME,
-    SEEN_PART,
-    SPLIT_EVENTS,
     Batch,
     Changes,
     Loaded,
     Result,
-    events_blob,
-    save_events,
-    split_at,
 )
 from fraud.store.single import compute_one
 
@@ -69,7 +61,7 @@ class _Entity:
 
     def fold_cut(self, latest: Any, lateness: int) -> Any:
         """The day start before which a key whose latest event is ``latest`` folds events."""
-        return ((latest - self.retention - lateness) // FOLD_MS) * FOLD_MS
+        return ((latest - self.retention - lateness) // layout.FOLD_MS) * layout.FOLD_MS
 
 
 class OnlineFeatures:
@@ -153,15 +145,15 @@ class _Kind:
         )
         self.keys = [f"{entity.prefix}:{v}" for v in index]
         self.parts = [loaded.get(key, {}) for key in self.keys]
-        empty = _EMPTY_BASE.tobytes()
+        empty = layout._EMPTY_BASE.tobytes()
         self.base = np.frombuffer(
-            b"".join(p.get(BASE_PART, empty) for p in self.parts), dtype=BASE
+            b"".join(p.get(BASE_PART, empty) for p in self.parts), dtype=layout.BASE
         ).copy()
         self.known = np.array([BASE_PART in p for p in self.parts], dtype=bool)
-        blobs = [events_blob(p) for p in self.parts]
-        self.context = np.frombuffer(b"".join(blobs), dtype=EVENT)
+        blobs = [layout.events_blob(p) for p in self.parts]
+        self.context = np.frombuffer(b"".join(blobs), dtype=layout.EVENT)
         self.context_code = np.repeat(
-            np.arange(len(blobs), dtype=np.int64), [len(b) // EVENT.itemsize for b in blobs]
+            np.arange(len(blobs), dtype=np.int64), [len(b) // layout.EVENT.itemsize for b in blobs]
         )
 
     def duplicates(self, batch: Batch, late: np.ndarray) -> np.ndarray:
@@ -195,7 +187,7 @@ class _Kind:
         self._stride = high - self._t0 + 1
         key = code * self._stride + (t - self._t0)
         order = _sort_order(key, amount, None)
-        events = np.empty(len(code), dtype=EVENT)
+        events = np.empty(len(code), dtype=layout.EVENT)
         events["t"] = t[order]
         events["amount"] = amount[order]
         events["id"] = np.concatenate([self.context["id"], batch.id[insert]])[order]
@@ -319,7 +311,7 @@ class _Kind:
     ) -> dict[str, np.ndarray]:
         """1.0 where the card never used the value strictly before the transaction's time;
         the first-use times of the inserted transactions saved with the card."""
-        seen = [orjson.loads(p[SEEN_PART]) if SEEN_PART in p else {} for p in self.parts]
+        seen = [orjson.loads(p.get(layout.SEEN_PART, b"{}")) for p in self.parts]
         changed: set[int] = set()
         out: dict[str, np.ndarray] = {}
         t = batch.t.tolist()
@@ -349,7 +341,7 @@ class _Kind:
                     used[value] = when
                     changed.add(code)
         for code in changed:
-            changes.setdefault(self.keys[code], {})[SEEN_PART] = orjson.dumps(seen[code])
+            changes.setdefault(self.keys[code], {})[layout.SEEN_PART] = orjson.dumps(seen[code])
         return out
 
     def save(self, batch: Batch, insert: np.ndarray, lateness: int, changes: Changes) -> None:
@@ -396,12 +388,11 @@ class _Kind:
         kept_start[code[self.start]] = self.start + np.add.reduceat(fold, self.start)
         kept_end = np.zeros(k, dtype=np.int64)
         kept_end[code[self.start]] = block_end
-        times = np.ascontiguousarray(t)
         for i in np.flatnonzero(touched | folded).tolist():
             part: dict[int, bytes | None] = {}
             s, e = int(kept_start[i]), int(kept_end[i])
-            at = split_at(times[s:e]) if e - s > SPLIT_EVENTS else 0
-            save_events(part, self.parts[i], events[s:e].tobytes(), at)
+            at = layout.split_at(t[s:e]) if e - s > layout.SPLIT_EVENTS else 0
+            layout.save_events(part, self.parts[i], events[s:e].tobytes(), at)
             if rewrite[i]:
                 part[BASE_PART] = base[i : i + 1].tobytes()
             if part:
