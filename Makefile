@@ -11,7 +11,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 ENV ?= $(shell sed -n 's/^  env: *//p' params.yaml 2>/dev/null | head -n1)
 ARGS ?=
 
-.PHONY: help venv params repro retrain report serve materialize drift performance export-production score system-deps test test-fast lint format bench-pipeline bench-models bench-serve bench-peer bench-score bench-audit bench-scale baseline clean
+.PHONY: help venv params repro retrain report serve materialize drift performance export-production score system-deps test test-fast lint format bench-pipeline bench-models bench-serve bench-peer bench-score bench-audit bench-store bench-scale baseline clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -74,6 +74,9 @@ performance: venv ## Realized performance from the audit log joined with feedbac
 EXPORT_ARGS ?=
 export-production: venv ## Training set from the audit log joined with feedback labels -> data/external/production.parquet: make export-production EXPORT_ARGS="--log DIR"
 	$(BIN)/python -m stages.export $(EXPORT_ARGS)
+
+bench-store: venv ## Benchmark the online store in-process: batches of 1,000 (predict, feedback) and single transactions by phase, store size (JSON in benchmarks/results/)
+	$(BIN)/python -m benchmarks.store
 
 bench-audit: venv ## Benchmark /predict with the audit log off and on, and POST /feedback (JSON in benchmarks/results/)
 	$(BIN)/python -m benchmarks.audit

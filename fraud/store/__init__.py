@@ -26,7 +26,7 @@ import numpy as np
 
 from fraud.store.errors import StoreUnavailableError
 from fraud.store.labels import Labels, label_keys, relabel
-from fraud.store.layout import BASE_PART, EVENT, EVENTS_PART, Batch, Result, event_id
+from fraud.store.layout import BASE_PART, EVENT, EVENT_PARTS, Batch, Result, event_id
 from fraud.store.online import OnlineFeatures
 
 __all__ = ["DEFAULT_URL", "OnlineStore", "StoreUnavailableError", "open_backend"]
@@ -134,6 +134,6 @@ def store_size(backend: Backend) -> dict[str, dict[str, int]]:
         stats["bytes"] += len(key) + len(data) + 8
         if part == BASE_PART:
             stats["keys"] += 1
-        elif part == EVENTS_PART:
+        elif part in EVENT_PARTS:
             stats["events"] += len(data) // EVENT.itemsize
     return out

@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fraud.store.layout import EVENT, EVENTS_PART, Changes, Loaded
+from fraud.store.layout import (
+    EVENT,
+    SPLIT_EVENTS,
+    Changes,
+    Loaded,
+    events_blob,
+    save_events,
+    split_at,
+)
 
 if TYPE_CHECKING:
     from fraud.store.online import OnlineFeatures
@@ -69,7 +77,7 @@ def relabel(
                 key_of.append(index.setdefault(f"{e.prefix}:{value}", len(index)))
                 row_of.append(i)
     keys = list(index)
-    blobs = [loaded.get(key, {}).get(EVENTS_PART) or b"" for key in keys]
+    blobs = [events_blob(loaded.get(key, {})) for key in keys]
     events = np.frombuffer(b"".join(blobs), EVENT).copy()
     if not len(events) or not row_of:
         return found, {}
@@ -98,10 +106,13 @@ def relabel(
     new = labels.label[lab_row[w[at]]]
     changed = at[events["label"][at] != new]
     events["label"][at] = new
-    return found, {
-        keys[k]: {EVENTS_PART: events[bounds[k] : bounds[k + 1]].tobytes()}
-        for k in np.unique(event_key[changed]).tolist()
-    }
+    changes: Changes = {}
+    for k in np.unique(event_key[changed]).tolist():
+        mine = events[bounds[k] : bounds[k + 1]]
+        part = changes[keys[k]] = {}
+        at = split_at(mine["t"]) if len(mine) > SPLIT_EVENTS else 0
+        save_events(part, loaded.get(keys[k], {}), mine.tobytes(), at)
+    return found, changes
 
 
 _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F))

@@ -6,15 +6,23 @@ Per entity key (``user:<id>``, ``merchant:<id>``, ``device:<id>``) the store hol
   horizon (count, amount sum, centred sums for the variance, last time), the centring shift and
   the horizon itself;
 - ``SEEN_PART`` (cards): the first time each device / location / category was used, JSON;
-- ``EVENTS_PART``: the events the key's windows still reach, ``EVENT`` records in time order.
+- ``EVENTS_PART`` and ``OPEN_PART``: the events the key's windows still reach, ``EVENT`` records
+  in time order. A key of more than ``SPLIT_EVENTS`` events keeps the days before its latest
+  event's day in ``EVENTS_PART`` (sealed: rewritten only when a day folds, or a late transaction
+  or a label reaches them) and that day's in ``OPEN_PART``: a write then rewrites a hot
+  merchant's open day (a few KiB), not its weeks of events (up to ~100 KiB, a chain of SQLite
+  overflow pages). A smaller key keeps them all in ``OPEN_PART``. ``events_blob`` joins the two;
+  a store written before the split (everything in ``EVENTS_PART``) reads the same.
 """
 
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +40,11 @@ BASE = np.dtype(
         ("horizon", "<i8"),
     ]
 )
-BASE_PART, SEEN_PART, EVENTS_PART = -1, -2, 0
+BASE_PART, SEEN_PART, EVENTS_PART, OPEN_PART = -1, -2, 0, 1
+#: The parts holding a key's events, in time order.
+EVENT_PARTS = (EVENTS_PART, OPEN_PART)
+#: Keys with more events than this keep their sealed days apart from their open day.
+SPLIT_EVENTS = 64
 #: Events are folded into the base a whole day at a time (a base changes at most daily).
 FOLD_MS = _DAY_MS
 NO_TIME = int(np.iinfo(np.int64).min)
@@ -44,6 +56,42 @@ _MS = timedelta(milliseconds=1)
 Loaded = Mapping[str, Mapping[int, bytes]]
 #: What a backend saves: key -> part -> bytes, or None to delete the part.
 Changes = dict[str, dict[int, bytes | None]]
+
+
+def events_blob(parts: Mapping[int, bytes]) -> bytes:
+    """A key's stored events, in time order (its sealed days, then its open day)."""
+    open_ = parts.get(OPEN_PART)
+    if open_ is None:
+        return parts.get(EVENTS_PART, b"")
+    sealed = parts.get(EVENTS_PART)
+    return sealed + open_ if sealed else open_
+
+
+def split_at(times: Any) -> int:
+    """Where a key's events (their times, in order) split into sealed days and the open
+    day: 0 (all open) for a key of at most ``SPLIT_EVENTS``."""
+    n = len(times)
+    if n <= SPLIT_EVENTS:
+        return 0
+    day = (int(times[n - 1]) // _DAY_MS) * _DAY_MS
+    return (
+        int(np.searchsorted(times, day))
+        if isinstance(times, np.ndarray)
+        else bisect_left(times, day)
+    )
+
+
+def save_events(
+    part: dict[int, bytes | None], parts: Mapping[int, bytes], blob: bytes, at: int
+) -> None:
+    """Into ``part`` (a key's changes): its events ``blob`` split at event ``at``
+    (``split_at``), the event parts that differ from the stored ``parts`` (None deletes)."""
+    cut = at * EVENT.itemsize
+    sealed, open_ = blob[:cut] or None, blob[cut:] or None
+    if parts.get(EVENTS_PART) != sealed:
+        part[EVENTS_PART] = sealed
+    if parts.get(OPEN_PART) != open_:
+        part[OPEN_PART] = open_
 
 
 def time_ms(value: datetime | str) -> int:

@@ -31,15 +31,10 @@ from fraud.features.spec import (
     sorted_windows,
     window_column,
 )
+from fraud.store import layout
 from fraud.store.layout import (
-    _EMPTY_BASE,
-    BASE,
     BASE_PART,
-    EVENT,
-    EVENTS_PART,
-    FOLD_MS,
     NO_TIME,
-    SEEN_PART,
     Batch,
     Changes,
     Loaded,
@@ -66,7 +61,7 @@ class _Entity:
 
     def fold_cut(self, latest: Any, lateness: int) -> Any:
         """The day start before which a key whose latest event is ``latest`` folds events."""
-        return ((latest - self.retention - lateness) // FOLD_MS) * FOLD_MS
+        return ((latest - self.retention - lateness) // layout.FOLD_MS) * layout.FOLD_MS
 
 
 class OnlineFeatures:
@@ -150,15 +145,15 @@ class _Kind:
         )
         self.keys = [f"{entity.prefix}:{v}" for v in index]
         self.parts = [loaded.get(key, {}) for key in self.keys]
-        empty = _EMPTY_BASE.tobytes()
+        empty = layout._EMPTY_BASE.tobytes()
         self.base = np.frombuffer(
-            b"".join(p.get(BASE_PART, empty) for p in self.parts), dtype=BASE
+            b"".join(p.get(BASE_PART, empty) for p in self.parts), dtype=layout.BASE
         ).copy()
         self.known = np.array([BASE_PART in p for p in self.parts], dtype=bool)
-        blobs = [p.get(EVENTS_PART, b"") for p in self.parts]
-        self.context = np.frombuffer(b"".join(blobs), dtype=EVENT)
+        blobs = [layout.events_blob(p) for p in self.parts]
+        self.context = np.frombuffer(b"".join(blobs), dtype=layout.EVENT)
         self.context_code = np.repeat(
-            np.arange(len(blobs), dtype=np.int64), [len(b) // EVENT.itemsize for b in blobs]
+            np.arange(len(blobs), dtype=np.int64), [len(b) // layout.EVENT.itemsize for b in blobs]
         )
 
     def duplicates(self, batch: Batch, late: np.ndarray) -> np.ndarray:
@@ -192,7 +187,7 @@ class _Kind:
         self._stride = high - self._t0 + 1
         key = code * self._stride + (t - self._t0)
         order = _sort_order(key, amount, None)
-        events = np.empty(len(code), dtype=EVENT)
+        events = np.empty(len(code), dtype=layout.EVENT)
         events["t"] = t[order]
         events["amount"] = amount[order]
         events["id"] = np.concatenate([self.context["id"], batch.id[insert]])[order]
@@ -316,36 +311,37 @@ class _Kind:
     ) -> dict[str, np.ndarray]:
         """1.0 where the card never used the value strictly before the transaction's time;
         the first-use times of the inserted transactions saved with the card."""
-        seen = [orjson.loads(p[SEEN_PART]) if SEEN_PART in p else {} for p in self.parts]
+        seen = [orjson.loads(p.get(layout.SEEN_PART, b"{}")) for p in self.parts]
         changed: set[int] = set()
-        n = len(batch)
         out: dict[str, np.ndarray] = {}
         t = batch.t.tolist()
         codes = self.codes.tolist()
-        rows = insert.tolist()
+        inserted = np.flatnonzero(insert).tolist()
         for flag, column in flags.items():
             values = batch.values[column]
+            used_by = [s.setdefault(column, {}) for s in seen]
             first: dict[tuple[int, str], int] = {}
-            for i in range(n):
-                if rows[i]:
-                    pair = (codes[i], values[i])
-                    if t[i] < first.get(pair, t[i] + 1):
-                        first[pair] = t[i]
-            new = np.empty(n)
-            for i in range(n):
-                stored = seen[codes[i]].get(column, {}).get(values[i])
-                earliest = first.get((codes[i], values[i]))
-                if stored is not None and (earliest is None or stored < earliest):
+            for i in inserted:
+                pair, when = (codes[i], values[i]), t[i]
+                earliest = first.get(pair)
+                if earliest is None or when < earliest:
+                    first[pair] = when
+            new = []
+            for code, value, when in zip(codes, values, t, strict=True):
+                stored = used_by[code].get(value)
+                earliest = first.get((code, value))
+                if earliest is None or (stored is not None and stored < earliest):
                     earliest = stored
-                new[i] = 0.0 if earliest is not None and earliest < t[i] else 1.0
-            out[flag] = new
+                new.append(0.0 if earliest is not None and earliest < when else 1.0)
+            out[flag] = np.array(new)
             for (code, value), when in first.items():
-                used = seen[code].setdefault(column, {})
-                if value not in used or when < used[value]:
+                used = used_by[code]
+                stored = used.get(value)
+                if stored is None or when < stored:
                     used[value] = when
                     changed.add(code)
         for code in changed:
-            changes.setdefault(self.keys[code], {})[SEEN_PART] = orjson.dumps(seen[code])
+            changes.setdefault(self.keys[code], {})[layout.SEEN_PART] = orjson.dumps(seen[code])
         return out
 
     def save(self, batch: Batch, insert: np.ndarray, lateness: int, changes: Changes) -> None:
@@ -393,8 +389,11 @@ class _Kind:
         kept_end = np.zeros(k, dtype=np.int64)
         kept_end[code[self.start]] = block_end
         for i in np.flatnonzero(touched | folded).tolist():
-            part = changes.setdefault(self.keys[i], {})
+            part: dict[int, bytes | None] = {}
             s, e = int(kept_start[i]), int(kept_end[i])
-            part[EVENTS_PART] = events[s:e].tobytes() if e > s else None
+            at = layout.split_at(t[s:e]) if e - s > layout.SPLIT_EVENTS else 0
+            layout.save_events(part, self.parts[i], events[s:e].tobytes(), at)
             if rewrite[i]:
                 part[BASE_PART] = base[i : i + 1].tobytes()
+            if part:
+                changes.setdefault(self.keys[i], {}).update(part)

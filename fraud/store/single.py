@@ -6,7 +6,10 @@ written: the replay tests hold both equal to the offline history.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import math
+import struct
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -19,16 +22,30 @@ from fraud.store.layout import (
     BASE,
     BASE_PART,
     EVENT,
-    EVENTS_PART,
     SEEN_PART,
+    SPLIT_EVENTS,
     Batch,
     Changes,
     Loaded,
     Result,
+    events_blob,
+    save_events,
+    split_at,
 )
 
 if TYPE_CHECKING:
     from fraud.store.online import OnlineFeatures, _Entity
+
+
+#: One ``EVENT`` record (numpy's packed layout: no padding).
+_EVENT = struct.Struct("<qqdb")
+assert _EVENT.size == EVENT.itemsize
+_BASE = struct.Struct("<qdddqdq")  # one ``BASE`` record
+assert _BASE.size == BASE.itemsize
+
+
+#: Keys with at most this many events are computed on Python lists (``_columns_small``).
+SMALL = 64
 
 
 class _Key:
@@ -39,8 +56,14 @@ class _Key:
         self.known = BASE_PART in parts
         self.base = np.frombuffer(parts[BASE_PART] if self.known else _EMPTY_BASE.tobytes(), BASE)
         self.base = self.base.copy()
-        self.events = np.frombuffer(parts.get(EVENTS_PART, b""), EVENT)
+        self.events = np.frombuffer(events_blob(parts), EVENT)
         self.t = self.events["t"]
+        #: a few events: plain lists, where numpy's fixed cost per call is the whole cost
+        self.lists = (
+            (self.t.tolist(), self.events["amount"].tolist(), self.events["label"].tolist())
+            if len(self.events) <= SMALL
+            else None
+        )
 
 
 def compute_one(features: OnlineFeatures, loaded: Loaded, batch: Batch) -> tuple[Result, Changes]:
@@ -61,8 +84,12 @@ def compute_one(features: OnlineFeatures, loaded: Loaded, batch: Batch) -> tuple
     changes: Changes = {}
     insert = late_entity is None and not duplicate
     for k in keys:
-        end = int(k.t.searchsorted(t))
-        history |= _columns(k, t, end, features.delay)
+        if k.lists is not None:
+            end = bisect.bisect_left(k.lists[0], t)
+            history |= _columns_small(k, t, end, features.delay)
+        else:
+            end = int(k.t.searchsorted(t))
+            history |= _columns(k, t, end, features.delay)
         if k.entity.column == USER_ID:
             history |= _novelty(k, batch, t, features.novelty, insert, changes)
         if insert:
@@ -74,45 +101,93 @@ def compute_one(features: OnlineFeatures, loaded: Loaded, batch: Batch) -> tuple
     return result, changes
 
 
+@functools.cache
+def _name(prefix: str, kind: str, label: str) -> str:
+    return window_column(prefix, kind, label)
+
+
 def _columns(k: _Key, t: int, end: int, delay: int) -> dict[str, Any]:
-    """The key's history columns as of ``t`` (its events before position ``end``)."""
+    """The key's history columns as of ``t`` (its events before position ``end``): one
+    search for every window's start, window sums as differences of one cumulative sum (as
+    the batch path and the offline history compute them)."""
     e, out = k.entity, {}
     amount = k.events["amount"]
     if e.column == USER_ID:
         out |= _user(k, t, end, amount)
-    for label, ms in e.windows:
-        begin = int(k.t.searchsorted(t - ms))
-        if "txn_count" in e.kinds:
-            out[window_column(e.prefix, "txn_count", label)] = end - begin
+    if e.windows:
+        begins = k.t.searchsorted([t - ms for _, ms in e.windows]).tolist()
+        sums = None
         if "amount_sum" in e.kinds:
-            out[window_column(e.prefix, "amount_sum", label)] = float(amount[begin:end].sum())
+            low = min(begins)
+            prefix = np.zeros(end - low + 1)
+            np.cumsum(amount[low:end], out=prefix[1:])
+            sums = (prefix[end - low] - prefix[np.array(begins) - low]).tolist()
+        for i, (label, _) in enumerate(e.windows):
+            if "txn_count" in e.kinds:
+                out[_name(e.prefix, "txn_count", label)] = end - begins[i]
+            if sums is not None:
+                out[_name(e.prefix, "amount_sum", label)] = sums[i]
     if e.risk:
-        labels = k.events["label"]
         known_end = int(k.t.searchsorted(t - delay))
-        for label, ms in e.risk:
-            y = labels[int(k.t.searchsorted(t - delay - ms)) : known_end]
-            out[window_column(e.prefix, "labelled_count", label)] = int((y >= 0).sum())
-            out[window_column(e.prefix, "fraud_count", label)] = int((y == 1).sum())
+        begins = k.t.searchsorted([t - delay - ms for _, ms in e.risk])
+        low = int(begins.min())
+        y = k.events["label"][low:known_end]
+        at = begins - low
+        for kind, hit in (("labelled_count", y >= 0), ("fraud_count", y == 1)):
+            prefix = np.zeros(len(y) + 1, dtype=np.int64)
+            np.cumsum(hit, out=prefix[1:])
+            counts = (prefix[-1] - prefix[at]).tolist()
+            for (label, _), count in zip(e.risk, counts, strict=True):
+                out[_name(e.prefix, kind, label)] = count
     return out
 
 
-def _user(k: _Key, t: int, end: int, amount: np.ndarray) -> dict[str, Any]:
-    """The card's all-history statistics: its base plus its kept events before ``t``."""
-    base = k.base[0]
-    n = int(base["n"]) + end
+def _columns_small(k: _Key, t: int, end: int, delay: int) -> dict[str, Any]:
+    """``_columns`` for a key of at most ``SMALL`` events, on Python lists."""
+    e, out = k.entity, {}
+    assert k.lists is not None
+    times, amount, labels = k.lists
+    if e.column == USER_ID:
+        out |= _user(k, t, end, amount)
+    for label, ms in e.windows:
+        begin = bisect.bisect_left(times, t - ms, 0, end)
+        if "txn_count" in e.kinds:
+            out[_name(e.prefix, "txn_count", label)] = end - begin
+        if "amount_sum" in e.kinds:
+            out[_name(e.prefix, "amount_sum", label)] = math.fsum(amount[begin:end])
+    if e.risk:
+        known_end = bisect.bisect_left(times, t - delay, 0, end)
+        for label, ms in e.risk:
+            y = labels[bisect.bisect_left(times, t - delay - ms, 0, known_end) : known_end]
+            out[_name(e.prefix, "labelled_count", label)] = len(y) - y.count(-1)
+            out[_name(e.prefix, "fraud_count", label)] = y.count(1)
+    return out
+
+
+def _user(k: _Key, t: int, end: int, amount: Any) -> dict[str, Any]:
+    """The card's all-history statistics: its base plus its kept events before ``t``
+    (``amount``: an array, or a list for a small key)."""
+    b_n, b_sum, b_c, b_c2, b_last, b_shift, _ = k.base.tolist()[0]
+    n = b_n + end
     if n == 0:
         mean = std = since = math.nan
     else:
         before = amount[:end]
-        shift = float(base["shift"]) if k.known else 0.0
-        centred = before - shift
-        total = float(base["sum"]) + float(before.sum())
-        c = float(base["c"]) + float(centred.sum())
-        c2 = float(base["c2"]) + float((centred * centred).sum())
+        shift = b_shift if k.known else 0.0
+        if isinstance(before, list):
+            centred = [x - shift for x in before]
+            total = b_sum + math.fsum(before)
+            c = b_c + math.fsum(centred)
+            c2 = b_c2 + math.fsum(x * x for x in centred)
+        else:
+            centred = before - shift
+            total = b_sum + float(before.sum())
+            c = b_c + float(centred.sum())
+            c2 = b_c2 + float((centred * centred).sum())
         mean = total / n
         var = max(c2 / n - (c / n) * (c / n), 0.0)
         std = math.sqrt(var)
-        last = int(k.t[end - 1]) if end else int(base["last"])
+        last = int(k.t[end - 1]) if end else b_last
         since = (t - last) / 1000.0
     return {
         "user_transaction_count": n,
@@ -143,33 +218,48 @@ def _novelty(
 
 
 def _save(k: _Key, batch: Batch, end: int, lateness: int, changes: Changes) -> None:
-    """The key's events with the new one in time order, less those folded into its base."""
-    t = int(batch.t[0])
-    new = np.empty(1, dtype=EVENT)
-    new[0] = (t, int(batch.id[0]), float(batch.amount[0]), int(batch.label[0]))
-    at = int(k.t.searchsorted(t, side="right")) * EVENT.itemsize
-    old = k.parts.get(EVENTS_PART, b"")
-    blob = old[:at] + new.tobytes() + old[at:]
-    base = k.base
+    """The key's events with the new one in time order, less those folded into its base
+    (on Python lists for a small key, numpy otherwise)."""
+    t, x_new = int(batch.t[0]), float(batch.amount[0])
+    new = _EVENT.pack(t, int(batch.id[0]), x_new, int(batch.label[0]))
+    small = k.lists
+    if small is not None:
+        times, amounts, _ = small
+        at = bisect.bisect_right(times, t)
+        first, latest = (min(t, times[0]), max(t, times[-1])) if times else (t, t)
+    else:
+        at = int(k.t.searchsorted(t, side="right"))
+        first, latest = min(t, int(k.t[0])), max(t, int(k.t[-1]))
+    old = events_blob(k.parts)
+    blob = old[: at * EVENT.itemsize] + new + old[at * EVENT.itemsize :]
+    n, total, c, c2, last, shift, horizon = k.base.tolist()[0]
     if not k.known:
-        base["shift"] = float(batch.amount[0]) if k.entity.column == USER_ID else 0.0
-    latest = max(t, int(k.t[-1])) if len(k.t) else t
+        shift = x_new if k.entity.column == USER_ID else 0.0
     cut = k.entity.fold_cut(latest, lateness)
-    part = changes.setdefault(k.key, {})
     folded = 0
-    if min(t, int(k.t[0]) if len(k.t) else t) < cut:  # a day fell out of reach: fold it
-        events = np.frombuffer(blob, EVENT)
-        folded = int(events["t"].searchsorted(cut))
-        gone = events[:folded]
-        x = gone["amount"]
-        centred = x - base["shift"][0]
-        base["n"] += folded
-        base["sum"] += x.sum()
-        base["c"] += centred.sum()
-        base["c2"] += (centred * centred).sum()
-        base["last"] = max(int(base["last"][0]), int(gone["t"][-1]))
-        base["horizon"] = max(int(base["horizon"][0]), cut)
+    if first < cut:  # a day fell out of reach: fold it
+        if small is not None:
+            ts = [*times[:at], t, *times[at:]]
+            folded = bisect.bisect_left(ts, cut)
+            gone = [*amounts[:at], x_new, *amounts[at:]][:folded]
+            centred = [x - shift for x in gone]
+            sums = math.fsum(gone), math.fsum(centred), math.fsum(x * x for x in centred)
+            gone_last = ts[folded - 1]
+        else:
+            events = np.frombuffer(blob, EVENT)
+            folded = int(events["t"].searchsorted(cut))
+            x = events["amount"][:folded]
+            dx = x - shift
+            sums = float(x.sum()), float(dx.sum()), float((dx * dx).sum())
+            gone_last = int(events["t"][folded - 1])
+        n, total, c, c2 = n + folded, total + sums[0], c + sums[1], c2 + sums[2]
+        last, horizon = max(last, gone_last), max(horizon, cut)
         blob = blob[folded * EVENT.itemsize :]
-    part[EVENTS_PART] = blob or None
+    part = changes.setdefault(k.key, {})
+    split = 0
+    if len(blob) > SPLIT_EVENTS * EVENT.itemsize:
+        times = [*times[:at], t, *times[at:]][folded:] if small is not None else None
+        split = split_at(times if times is not None else np.frombuffer(blob, EVENT)["t"])
+    save_events(part, k.parts, blob, split)
     if folded or not k.known:
-        part[BASE_PART] = base.tobytes()
+        part[BASE_PART] = _BASE.pack(n, total, c, c2, last, shift, horizon)

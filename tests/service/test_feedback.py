@@ -304,11 +304,11 @@ def test_end_to_end_traffic_labels_performance_export_retrain(
         server.stop()
     # the labels reached the store's events of the risk entities (merchant, device)
     from fraud.store import open_backend
-    from fraud.store.layout import EVENT, EVENTS_PART, event_id
+    from fraud.store.layout import EVENT, EVENT_PARTS, event_id
 
     stored = {}
     for key, part, data in open_backend(store_url).scan():
-        if part == EVENTS_PART and key.startswith("merchant:"):
+        if part in EVENT_PARTS and key.startswith("merchant:"):
             events = np.frombuffer(data, EVENT)
             stored |= dict(zip(events["id"].tolist(), events["label"].tolist(), strict=True))
     sent = dict(zip(labelled["transaction_id"], labelled["is_fraud"], strict=True))

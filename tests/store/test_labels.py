@@ -103,10 +103,10 @@ def test_a_transaction_labelled_twice_in_one_call_gets_the_later_label(
     )
     assert store.label(twice).tolist() == [True, True, True, True, True, False]
     stored = {}
-    from fraud.store.layout import EVENT, EVENTS_PART
+    from fraud.store.layout import EVENT, EVENT_PARTS
 
     for _, part, data in store.backend.scan():
-        if part == EVENTS_PART:
+        if part in EVENT_PARTS:
             events = np.frombuffer(data, EVENT)
             stored |= dict(zip(events["id"].tolist(), events["label"].tolist(), strict=True))
     assert [stored[i] for i in some.id.tolist()] == [1, 0, 0, 0]
