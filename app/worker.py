@@ -1,9 +1,7 @@
 """The gunicorn worker: gunicorn's sync worker with every wait on a client in one poll loop.
 
-gunicorn's sync worker reads a request with blocking calls and, after answering, lingers up
-to 2 s for the client to close. So a client that connects and sends nothing, or less than
-its Content-Length, or never reads its answer, holds a whole worker: two such connections
-on two workers and App Platform's health check fails on a healthy service.
+gunicorn's sync worker reads with blocking calls and lingers up to 2 s after answering: a
+client that sends nothing, or less than its Content-Length, or never reads, holds a worker.
 
 ``ServiceWorker`` keeps the sync model (one request at a time, gunicorn's own parser and
 WSGI code) and moves every wait on a client into one ``poll()`` loop per worker:
@@ -15,18 +13,13 @@ WSGI code) and moves every wait on a client into one ``poll()`` loop per worker:
   (``CLIENT_RESPONSE_SECONDS``, default 10) while the worker serves others;
 - the socket is closed at once when the client left nothing unread (a FIN, no linger); when
   it did, the drain of at most 64 KiB and 2 s happens in the loop, not in the worker;
-- at most ``MAX_WAITING`` connections per worker wait on their clients; beyond that a new
-  incomplete request gets a 503.
+- a worker holds at most ``MAX_WAITING`` incomplete requests (then 503).
 
-A body over ``MAX_CONTENT_LENGTH`` is not buffered: the app answers 413 from the headers.
-Waiting costs nothing on the fast path: a request that arrived whole (nearly all, on a
-load balancer's connection) is read with one ``recv`` and answered with one ``send``.
-
-SIGTERM drains (``DRAIN_SECONDS``, default 5): the worker keeps accepting and serving,
-connections already queued included, while ``/ready`` answers 503 so a load balancer stops
-sending; then it stops accepting, finishes the connections it holds and exits. gunicorn's own
-SIGTERM closes the listening socket at once, dropping what waits in its accept queue.
-SIGINT and SIGQUIT still stop at once.
+A body over ``MAX_CONTENT_LENGTH`` is not buffered (the app answers 413 from the headers).
+The fast path costs one ``recv`` and one ``send``. SIGTERM drains (``DRAIN_SECONDS``, 5):
+the worker keeps accepting and serving, queued connections included, while ``/ready``
+answers 503; then it stops accepting, finishes what it holds and exits (gunicorn's own
+SIGTERM drops the accept queue). SIGINT and SIGQUIT still stop at once.
 """
 
 from __future__ import annotations
@@ -59,13 +52,11 @@ DRAIN_SECONDS = _seconds("DRAIN_SECONDS", 5)
 REQUEST_SECONDS = _seconds("CLIENT_REQUEST_SECONDS", 10)
 #: Seconds a client has to read its answer.
 RESPONSE_SECONDS = _seconds("CLIENT_RESPONSE_SECONDS", 10)
-#: Connections per worker that may wait on their client at once.
-MAX_WAITING = 512
+MAX_WAITING = 512  # incomplete requests a worker holds
 #: Incomplete requests' bytes a worker holds at most, in MAX_CONTENT_LENGTH bodies.
 BUFFER_BODIES = 4
-MAX_HEAD = 64 * 1024
+MAX_HEAD, RECV_BYTES = 64 * 1024, 256 * 1024
 LINGER_SECONDS, LINGER_BYTES = 2.0, 64 * 1024
-RECV_BYTES = 256 * 1024
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 COMPLETE, PARTIAL, HEAD_TOO_LARGE = "complete", "partial", "head too large"
 READ, WRITE = select.POLLIN, select.POLLOUT
@@ -159,7 +150,17 @@ class _Answer:
 class _Client:
     """A connection the loop holds: what came in, what is left to send, its deadline."""
 
-    __slots__ = ("addr", "data", "deadline", "drained", "events", "listener", "out", "sock")
+    __slots__ = (
+        "addr",
+        "continued",
+        "data",
+        "deadline",
+        "drained",
+        "events",
+        "listener",
+        "out",
+        "sock",
+    )
 
     def __init__(self, sock: socket.socket, addr: Any, listener: socket.socket) -> None:
         self.sock, self.addr, self.listener = sock, addr, listener
@@ -168,6 +169,7 @@ class _Client:
         self.deadline = 0.0
         self.events = 0  # what the loop polls it for; 0: not waiting
         self.drained = -1  # bytes read after the answer; -1: not shut down yet
+        self.continued = False  # a 100 Continue was sent
 
 
 class ServiceWorker(SyncWorker):
@@ -268,10 +270,11 @@ class ServiceWorker(SyncWorker):
                 message = "too many incomplete requests; retry"
                 self._answer(client, _canned("503 Service Unavailable", message))
                 return
+            if expects and not client.continued:
+                client.continued = True
+                with contextlib.suppress(OSError):
+                    client.sock.send(CONTINUE)
             if not client.events:
-                if expects:
-                    with contextlib.suppress(OSError):
-                        client.sock.send(CONTINUE)
                 self._wait(client, READ)
             return
         if state == HEAD_TOO_LARGE:
