@@ -105,6 +105,7 @@ def test_expect_100_continue_gets_one_interim_answer(server: Server) -> None:
     data = post("/predict", json.dumps(sample(server)).encode(), "Expect: 100-continue\r\n")
     head, _, body = data.partition(b"\r\n\r\n")
     with connect(server) as sock:
+        time.sleep(0.3)  # the worker has accepted and waits: the headers come later
         sock.sendall(head + b"\r\n\r\n")
         assert sock.recv(len(CONTINUE)) == CONTINUE
         sock.sendall(body)
