@@ -41,6 +41,7 @@ from tests.conftest import REPO
 from tests.service.test_server import Server, request
 
 TOKEN = "reliability-suite-token"
+ST_CONFIG = Path(__file__).with_name("schemathesis.toml")
 #: The API key, feedback and monitoring tokens of promise 1's server (all the same token).
 AUTH_ENV = {
     "API_KEYS": f"reliability:{hashlib.sha256(TOKEN.encode()).hexdigest()}",
@@ -84,8 +85,9 @@ def schemathesis(tmp: Path, form: dict) -> dict:
     server = start(tmp, "schemathesis", {**AUTH_ENV, "PREDICTION_LOG_DIR": str(tmp / "audit")})
     report = tmp / "schemathesis.json"
     command = [
-        *(sys.executable, "-m", "schemathesis.cli", "run", f"{server.url}/openapi.json"),
-        *("--checks", "all", "-H", f"Authorization: Bearer {TOKEN}"),
+        *(sys.executable, "-m", "schemathesis.cli", "--config-file", str(ST_CONFIG)),
+        *("run", f"{server.url}/openapi.json"),
+        *("-H", f"Authorization: Bearer {TOKEN}"),  # every check: benchmarks/schemathesis.toml
         *("--max-examples", str(form["examples"]), "--seed", "14", "--workers", "2"),
         *("--generation-database", "none", "--no-color", "--request-timeout", "30"),
         *("--report", "json", "--report-json-path", str(report)),
@@ -107,8 +109,15 @@ def schemathesis(tmp: Path, form: dict) -> dict:
         "test_cases": cases,
         "failures": failures,
         "errors": errors,
-        "output_tail": run.stdout[-3000:] if run.returncode else "",
+        "output": _failures_section(run.stdout) if run.returncode else "",
     }
+
+
+def _failures_section(stdout: str) -> str:
+    """Schemathesis's FAILURES section (each failure with a curl to reproduce it), bounded."""
+    start = stdout.find("= FAILURES =")
+    lines = stdout[start if start >= 0 else -20_000 :].splitlines()
+    return "\n".join(line[:300] for line in lines if line.strip())[:12_000]
 
 
 def corpus(tmp: Path, form: dict) -> dict:
