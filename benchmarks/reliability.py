@@ -14,7 +14,7 @@
    growth after a warm-up of 10 % of them < 10 %.
 
 Each promise runs on a fresh server (2 workers, the committed model, no online store); the
-first has API keys, FEEDBACK_TOKEN and MONITORING_TOKEN configured and sends the token. Load
+first two have API keys, FEEDBACK_TOKEN and MONITORING_TOKEN configured and send the token. Load
 comes from wrk when on PATH, else an asyncio client (``benchmarks.serve``). Prints a table,
 writes benchmarks/results/reliability.json and exits 1 if any promise fails. Bounded in count
 and time (short form about 3 minutes, full about 8 on 2 shared cores).
