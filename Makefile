@@ -11,7 +11,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 ENV ?= $(shell sed -n 's/^  env: *//p' params.yaml 2>/dev/null | head -n1)
 ARGS ?=
 
-.PHONY: help venv params repro retrain report serve materialize drift performance export-production score system-deps test test-fast lint format bench-pipeline bench-models bench-serve bench-peer bench-score bench-audit bench-store bench-scale baseline clean
+.PHONY: help venv params repro retrain report serve materialize drift performance export-production score system-deps test test-fast lint format bench-pipeline bench-models bench-serve bench-peer bench-score bench-audit bench-store bench-scale reliability baseline clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -80,6 +80,10 @@ bench-store: venv ## Benchmark the online store in-process: batches of 1,000 (pr
 
 bench-audit: venv ## Benchmark /predict with the audit log off and on, and POST /feedback (JSON in benchmarks/results/)
 	$(BIN)/python -m benchmarks.audit
+
+RELIABILITY_ARGS ?=
+reliability: venv ## The reliability promises against a live gunicorn; non-zero if one fails: make reliability RELIABILITY_ARGS="--short"
+	$(BIN)/python -m benchmarks.reliability $(RELIABILITY_ARGS)
 
 drift: venv ## Compare current data with the training reference (non-zero on drift): make drift DRIFT_ARGS="--scenario moderate | --current FILE | --url URL"
 	$(BIN)/python -m stages.drift $(DRIFT_ARGS)

@@ -38,7 +38,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from app.audit import PredictionLog
 from app.errors import ApiError, error_payload
 from app.history import STORE
-from app.predict import check_content_type, parse_json
+from app.predict import check_content_type, parse_json, read_body
 from app.validation import parse_timestamp
 from fraud.monitoring.auditlog import LABEL_FIELDS, LABELS_DIR, LogTail, is_newer
 from fraud.store import StoreUnavailableError
@@ -291,7 +291,8 @@ def feedback() -> tuple[Response, int]:
         return response, status
     try:
         check_content_type(request.content_type or "")
-        body = parse_json(request.get_data(cache=False))
+        # read_body, not get_data: a chunked body over the limit is a 413, not an empty body
+        body = parse_json(read_body(request.environ, current_app.config["MAX_CONTENT_LENGTH"]))
         return _answer(200, _handle(state, body))
     except ApiError as exc:
         return _answer(exc.status, error_payload(exc.error, exc.message, exc.details))

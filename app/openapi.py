@@ -109,8 +109,29 @@ def _v2_paths(ok: dict[str, Any]) -> dict[str, Any]:
         "[n, n_features]; JSON data, or binary with Inference-Header-Content-Length",
         "properties": {
             "id": {"type": "string"},
-            "inputs": {"type": "array", "minItems": 1, "items": {"type": "object"}},
-            "outputs": {"type": "array", "items": {"type": "object"}},
+            "inputs": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["name", "datatype", "shape"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "datatype": {"type": "string"},
+                        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                        "data": {"type": "array"},
+                        "parameters": {"type": "object"},
+                    },
+                },
+            },
+            "outputs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {"name": {"type": "string"}, "parameters": {"type": "object"}},
+                },
+            },
             "parameters": {"type": "object"},
         },
     }
@@ -180,7 +201,8 @@ def openapi_document(
                 "type": "array",
                 "minItems": 1,
                 "maxItems": max_batch,
-                "items": {"$ref": "#/components/schemas/Transaction"},
+                # any value: an invalid item is reported at its index in a 200, not a 422
+                "items": {"description": "a Transaction (an invalid one: errors at its index)"},
             }
         },
     }
@@ -274,7 +296,12 @@ def openapi_document(
                             "required": False,
                             "description": "unlabelled predictions scored longer ago than this "
                             "count as genuine (default: the model's label delay; none: never)",
-                            "schema": {"type": "string"},
+                            "schema": {
+                                "anyOf": [
+                                    {"type": "number", "minimum": 0},
+                                    {"type": "string", "enum": ["none"]},
+                                ]
+                            },
                         }
                     ],
                     "responses": {
@@ -305,9 +332,8 @@ def openapi_document(
                                                     "type": "array",
                                                     "minItems": 1,
                                                     "maxItems": max_batch,
-                                                    "items": {
-                                                        "$ref": "#/components/schemas/Label"
-                                                    },
+                                                    # as a batch's: errors at the index
+                                                    "items": {"description": "a Label"},
                                                 }
                                             },
                                         },
@@ -360,7 +386,8 @@ def openapi_document(
                         "is_fraud": {
                             "oneOf": [{"type": "boolean"}, {"type": "integer", "enum": [0, 1]}]
                         },
-                        "labelled_at": {"type": "string", "format": "date-time"},
+                        # null (or absent): the time the label is received
+                        "labelled_at": {"type": "string", "format": "date-time", "nullable": True},
                     },
                 },
                 **_error_schemas(),

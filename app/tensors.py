@@ -190,7 +190,8 @@ def decode_inputs(request: Any, binary: bytes, text: bytes | None = None) -> lis
             raise TensorError(f"input '{name}' is given twice")
         seen.add(name)
         datatype = item.get("datatype")
-        if datatype != BYTES and datatype not in NUMERIC:
+        # isinstance first: an unhashable datatype ({} or []) made `in NUMERIC` a 500
+        if not isinstance(datatype, str) or (datatype != BYTES and datatype not in NUMERIC):
             raise TensorError(f"input '{name}': unknown datatype {str(datatype)[:20]!r}")
         shape = _shape(name, item.get("shape"))
         size = math.prod(shape)

@@ -31,7 +31,7 @@ from flask import Blueprint, Response, current_app, request
 from app.api import readiness
 from app.errors import ApiError
 from app.keys import key_name
-from app.predict import _score, parse_json
+from app.predict import _score, parse_json, read_body
 from app.schemas import FLAG, INTEGER, NUMBER
 from app.tensors import BYTES, Tensor, TensorError, decode_inputs, encode_outputs, split_body
 from fraud.runtime.scoring import RISK_LEVELS
@@ -53,6 +53,9 @@ class V2Error(Exception):
     """An error answered in the protocol's shape, ``{"error": message}``."""
 
     def __init__(self, status: int, message: str) -> None:
+        # a lone surrogate from the request (an input's name) echoed here must not make
+        # the answer unencodable (orjson refuses it: a 500)
+        message = message.encode("utf-8", "backslashreplace").decode()
         super().__init__(message)
         self.status = status
         self.message = message
@@ -173,7 +176,8 @@ def infer(name: str, version: str | None = None) -> Response:
         raise V2Error(415, f"Content-Encoding {encoding[:20]} is not supported; send identity")
     try:
         head, binary = split_body(
-            request.get_data(cache=False), request.headers.get(HEADER_LENGTH)
+            read_body(request.environ, current_app.config["MAX_CONTENT_LENGTH"]),
+            request.headers.get(HEADER_LENGTH),
         )
         body = parse_json(head)
         tensors = decode_inputs(body, binary, head)

@@ -116,8 +116,8 @@ def wrk_run(url: str, script: Path, seconds: float, connections: int) -> dict:
         check=True,
         timeout=seconds + 30,
     ).stdout
-    summary = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
-    secs = float(summary.group(2)) / (1000 if summary.group(3) == "ms" else 1)
+    summary = re.search(r"(\d+) requests in ([\d.]+)(ms|s|m)\b", out)  # 60 s prints 1.00m
+    secs = float(summary.group(2)) * {"ms": 0.001, "s": 1, "m": 60}[summary.group(3)]
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     rejected = int(non_2xx.group(1)) if non_2xx else 0
     ok = int(summary.group(1)) - rejected
