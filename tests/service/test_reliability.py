@@ -17,13 +17,6 @@ from tests.tiny_model import TinyModel
 
 pytestmark = pytest.mark.slow
 
-#: Promise 6 (slow and idle clients must not starve /health) fails with gunicorn's sync
-#: workers, each held by one slow connection. It is expected to fail until the new worker
-#: (app/worker.py) lands; then set this to True, and the test must pass (xfail is strict, so
-#: an unexpected pass already says so).
-SLOW_CLIENT_PROMISE = 6
-SLOW_CLIENT_PROMISE_FIXED = True
-
 
 @pytest.fixture(scope="module")
 def run(serve_tiny_model: TinyModel, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
@@ -34,18 +27,7 @@ def run(serve_tiny_model: TinyModel, tmp_path_factory: pytest.TempPathFactory) -
     return result
 
 
-def promise(number: int) -> Any:
-    if number == SLOW_CLIENT_PROMISE and not SLOW_CLIENT_PROMISE_FIXED:
-        return pytest.param(
-            number,
-            marks=pytest.mark.xfail(
-                strict=True, reason="sync workers block on slow clients until app/worker.py"
-            ),
-        )
-    return number
-
-
-@pytest.mark.parametrize("number", [promise(n) for n in reliability.PROMISES])
+@pytest.mark.parametrize("number", list(reliability.PROMISES))
 def test_promise_holds(run: dict[str, Any], number: int) -> None:
     row = next(row for row in run["promises"] if row["id"] == number)
     assert row["passed"], json.dumps(row, indent=1)[:6000]
