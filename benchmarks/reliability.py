@@ -42,6 +42,9 @@ from tests.service.test_server import Server, request
 
 TOKEN = "reliability-suite-token"
 ST_CONFIG = Path(__file__).with_name("schemathesis.toml")
+#: A CPython 3.11.7 bug hypothesis can hit describing a lambda in schemathesis's coverage phase
+#: (seen once, in a fresh venv): the run says so and is retried without that phase.
+CPYTHON_AST_BUG = "SystemError: AST constructor recursion depth mismatch"
 #: The API key, feedback and monitoring tokens of promise 1's server (all the same token).
 AUTH_ENV = {
     "API_KEYS": f"reliability:{hashlib.sha256(TOKEN.encode()).hexdigest()}",
@@ -92,10 +95,17 @@ def schemathesis(tmp: Path, form: dict) -> dict:
         *("--generation-database", "none", "--no-color", "--request-timeout", "30"),
         *("--report", "json", "--report-json-path", str(report)),
     ]
+    skipped = ""
     try:
         run = subprocess.run(
             command, capture_output=True, text=True, timeout=900, check=False, cwd=tmp
         )  # cwd: its .schemathesis/ cache lands in the scratch directory
+        if CPYTHON_AST_BUG in run.stdout:  # the tool crashed, not a finding: once more
+            skipped = " (coverage phase skipped: CPython 3.11's ast.parse crashed in hypothesis)"
+            command += ["--phases", "examples,fuzzing,stateful"]
+            run = subprocess.run(
+                command, capture_output=True, text=True, timeout=900, check=False, cwd=tmp
+            )
     finally:
         server.stop()
     result = json.loads(report.read_text()) if report.exists() else {}
@@ -106,7 +116,8 @@ def schemathesis(tmp: Path, form: dict) -> dict:
     cases = result.get("test_cases", {}).get("generated", 0)
     errors = result.get("errors", [])
     return {
-        "measured": f"{len(failures)} failure kinds, {len(errors)} errors in {cases} cases",
+        "measured": f"{len(failures)} failure kinds, {len(errors)} errors in {cases} cases"
+        + skipped,
         "passed": run.returncode == 0 and not failures and not errors and cases > 0,
         "test_cases": cases,
         "failures": failures,
