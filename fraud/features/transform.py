@@ -331,7 +331,14 @@ def transform_records(
             if history is None
             else history[name]
         )
-    warnings: list[list[str]] = [[] for _ in records]
+    return transform_with_warnings(columns, state, len(records))
+
+
+def transform_with_warnings(
+    columns: dict[str, Any], state: FeatureState, n: int
+) -> tuple[np.ndarray, list[list[str]]]:
+    """``transform`` of ``n`` rows' columns, and per row the unknown categories it met."""
+    warnings: list[list[str]] = [[] for _ in range(n)]
     for col, table, _ in state._lookups:
         if _all_known(columns[col], table):
             continue

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from fraud.features.state import FeatureState
-from fraud.features.transform import _all_known, _unknown_warning, transform, transform_records
+from fraud.features.transform import transform_records, transform_with_warnings
 from fraud.runtime.artifact import ModelArtifact
 
 RISK_LOW = "low"
@@ -94,14 +94,7 @@ def transform_columns_of(
             given[name] = history[name]
         else:
             given[name] = list(columns[name]) if name in columns else [default] * n
-    warnings: list[list[str]] = [[] for _ in range(n)]
-    for col, table, _ in state._lookups:
-        if _all_known(given[col], table):
-            continue
-        for i, value in enumerate(given[col]):
-            if not (isinstance(value, str) and value in table):
-                warnings[i].append(_unknown_warning(col, value))
-    return transform(given, state), warnings
+    return transform_with_warnings(given, state, n)
 
 
 class Reasons(NamedTuple):
